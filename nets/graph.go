@@ -2,6 +2,7 @@ package nets
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 )
@@ -300,6 +301,50 @@ func ParallelRows(n, minRows int, f func(part, lo, hi int) error) error {
 	return nil
 }
 
+// fixedParts splits n rows into contiguous ranges of at least minRows, at most
+// maxParts of them, independent of the number of cores: reductions over the parts
+// then add the same numbers in the same order on every machine.
+func fixedParts(n, minRows, maxParts int) [][2]int {
+	w := min(maxParts, (n+minRows-1)/max(1, minRows))
+	w = max(w, 1)
+	out := make([][2]int, 0, w)
+	for i := 0; i < w; i++ {
+		lo, hi := i*n/w, (i+1)*n/w
+		if hi > lo {
+			out = append(out, [2]int{lo, hi})
+		}
+	}
+	return out
+}
+
+// runParts runs f on each range, at most GOMAXPROCS at a time, and returns the
+// first error by part order.
+func runParts(parts [][2]int, f func(part, lo, hi int) error) error {
+	errs := make([]error, len(parts))
+	next := make(chan int, len(parts))
+	for i := range parts {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(parts)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = f(i, parts[i][0], parts[i][1])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Logits runs the graph on a batch, splitting it across all cores.
 func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 	in, outName, err := g.single()
@@ -309,19 +354,48 @@ func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 	if x.Rank() == 0 || x.Shape[0] == 0 {
 		return nil, fmt.Errorf("input %q: empty batch, shape %v", in.Name, x.Shape)
 	}
-	parts := make([]*Tensor, len(chunks(x.Shape[0], 16)))
-	err = ParallelRows(x.Shape[0], 16, func(part, lo, hi int) error {
-		vals, err := g.Forward(map[string]*Tensor{in.Name: sliceRows(x, lo, hi)})
-		if err != nil {
-			return err
+	parts := make([]*Tensor, x.Shape[0])
+	step := rowStep(in)
+	err = ParallelRows(x.Shape[0], 16, func(_, lo, hi int) error {
+		for s, e := lo, lo; s < hi; s = e {
+			e = hi
+			if hi-s > step {
+				e = s + step
+			}
+			vals, err := g.Forward(map[string]*Tensor{in.Name: sliceRows(x, s, e)})
+			if err != nil {
+				return err
+			}
+			parts[s] = vals[outName]
 		}
-		parts[part] = vals[outName]
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return concatRows(parts)
+	return concatRows(compact(parts))
+}
+
+// rowStep is how many rows one Forward call may take: all of them for a dynamic
+// batch dimension, else the declared batch size. Models exported with a fixed batch
+// of 1 (common from PyTorch and in VNN-COMP) then run one sample per call, because
+// their Reshape targets often hard-code that batch.
+func rowStep(in ValueInfo) int {
+	if len(in.Shape) > 0 && in.Shape[0] > 0 {
+		return in.Shape[0]
+	}
+	return math.MaxInt
+}
+
+// compact drops the nil entries of a sparse slice, keeping order.
+func compact(ts []*Tensor) []*Tensor {
+	out := ts[:0:0]
+	for _, t := range ts {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // concatRows stacks batched tensors along the first dimension.
@@ -359,23 +433,29 @@ func (g *Graph) LossGrad(x *Tensor, labels []int, loss Loss) ([]float64, *Tensor
 	values := make([]float64, len(labels))
 	grad := NewTensor(x.Shape...)
 	per := x.Len() / x.Shape[0]
+	step := rowStep(in)
 	err = ParallelRows(x.Shape[0], 8, func(_, lo, hi int) error {
-		xs := sliceRows(x, lo, hi)
-		vals, err := g.Forward(map[string]*Tensor{in.Name: xs})
-		if err != nil {
-			return err
-		}
-		v, dlogits, err := loss.Eval(vals[outName], labels[lo:hi])
-		if err != nil {
-			return err
-		}
-		copy(values[lo:hi], v)
-		grads, err := g.Backward(vals, map[string]*Tensor{outName: dlogits}, false)
-		if err != nil {
-			return err
-		}
-		if gx, ok := grads[in.Name]; ok {
-			copy(grad.Data[lo*per:hi*per], gx.Data)
+		for s, e := lo, lo; s < hi; s = e {
+			e = hi
+			if hi-s > step {
+				e = s + step
+			}
+			vals, err := g.Forward(map[string]*Tensor{in.Name: sliceRows(x, s, e)})
+			if err != nil {
+				return err
+			}
+			v, dlogits, err := loss.Eval(vals[outName], labels[s:e])
+			if err != nil {
+				return err
+			}
+			copy(values[s:e], v)
+			grads, err := g.Backward(vals, map[string]*Tensor{outName: dlogits}, false)
+			if err != nil {
+				return err
+			}
+			if gx, ok := grads[in.Name]; ok {
+				copy(grad.Data[s*per:e*per], gx.Data)
+			}
 		}
 		return nil
 	})

@@ -103,7 +103,11 @@ type NodeSpec struct {
 	Attrs     Attrs
 	Opset     int
 	NumInputs int
-	Constants []*Tensor // per input: its value if constant, else nil
+	// NumOutputs is how many outputs the node names (trailing unnamed ones not
+	// counted); 0 when unknown, taken as 1. Ops with optional outputs (MaxPool
+	// Indices, BatchNormalization's training statistics) read it.
+	NumOutputs int
+	Constants  []*Tensor // per input: its value if constant, else nil
 }
 
 // OpConstructor builds an Op from a node's spec.

@@ -1,0 +1,56 @@
+# certify: build, test, benchmark, demo and model training.
+# `make test` is what CI runs (.ci/run): it installs what it needs first.
+
+GO      ?= go
+PKGS    := ./...
+# Debian packages: OpenBLAS (the default BLAS; `-tags purego` builds without it),
+# the ONNX backend conformance suite, and
+# python3-onnx for onnx.checker on exported models.
+APT_PKGS := libopenblas-dev libonnx-testdata python3-onnx
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build test deps vet bench demo models fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# deps installs the Debian packages above when any is missing, and fetches Go modules.
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(GO) mod download
+
+vet:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: deps vet
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+bench:
+	$(GO) test -run XXX -bench . -benchtime 2s ./nets/
+
+demo: build
+	./bin/certify --radius 0.1 -n 100 testdata/mnist_mlp.onnx
+
+# models re-trains the shipped models reproducibly (same seed, same bytes).
+models:
+	$(GO) run ./cmd/models
+
+# fuzz runs each parser fuzz target for FUZZTIME.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzDecodeONNX -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./nets/
+	$(GO) test -run XXX -fuzz FuzzDecodeNPY -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./nets/
+	$(GO) test -run XXX -fuzz FuzzDecodeIDX -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./nets/
+
+clean:
+	rm -rf bin/

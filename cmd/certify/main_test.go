@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/certify-dev/certify/nets"
+	"github.com/certify-dev/certify/pipeline"
+)
+
+// fixture is a tiny model and data set written to a temporary folder.
+type fixture struct {
+	dir, model, data, labels string
+	x                        *nets.Tensor // [n,1,2,3]
+	y                        []int
+	w                        [][]float64 // [3][6]
+	b                        []float64
+}
+
+// newFixture writes a linear classifier Flatten → Gemm with 3 classes on [1,2,3]
+// inputs, n samples in [0,1] and labels (the model's prediction, wrong for every
+// fourth sample). Weights and data are multiples of 1/16 so that the float32 files
+// hold them exactly and the test's own forward pass is exact.
+func newFixture(t *testing.T, n int) *fixture {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(42, 1))
+	f := &fixture{dir: t.TempDir(), w: make([][]float64, 3), b: make([]float64, 3)}
+	wt := nets.NewTensor(3, 6)
+	for j := range f.w {
+		f.w[j] = make([]float64, 6)
+		for i := range f.w[j] {
+			f.w[j][i] = float64(rng.IntN(33)-16) / 16
+			wt.Data[j*6+i] = f.w[j][i]
+		}
+		f.b[j] = float64(rng.IntN(9)-4) / 16
+	}
+	g := &nets.Graph{
+		Name:    "tiny",
+		Inputs:  []nets.ValueInfo{{Name: "x", Shape: []int{-1, 1, 2, 3}}},
+		Outputs: []nets.ValueInfo{{Name: "y", Shape: []int{-1, 3}}},
+		Params:  map[string]*nets.Tensor{"W": wt, "b": nets.FromData(append([]float64(nil), f.b...), 3)},
+		Nodes: []*nets.Node{
+			{Name: "flat", Op: nets.Flatten{Axis: 1}, Inputs: []string{"x"}, Outputs: []string{"h"}},
+			{Name: "fc", Op: nets.Gemm{TransB: true, Alpha: 1, Beta: 1}, Inputs: []string{"h", "W", "b"}, Outputs: []string{"y"}},
+		},
+	}
+	f.model = filepath.Join(f.dir, "tiny.onnx")
+	if err := nets.WriteONNX(g, f.model); err != nil {
+		t.Fatal(err)
+	}
+	f.x = nets.NewTensor(n, 1, 2, 3)
+	for i := range f.x.Data {
+		f.x.Data[i] = float64(rng.IntN(17)) / 16
+	}
+	f.y = f.predict(f.x)
+	for i := range f.y {
+		if i%4 == 1 {
+			f.y[i] = (f.y[i] + 1) % 3
+		}
+	}
+	f.data = f.writeNPY(t, "x.npy", f.x, nets.NPYFloat32)
+	f.labels = f.writeNPY(t, "y.npy", intTensor(f.y), nets.NPYInt64)
+	return f
+}
+
+func intTensor(v []int) *nets.Tensor {
+	t := nets.NewTensor(len(v))
+	for i, y := range v {
+		t.Data[i] = float64(y)
+	}
+	return t
+}
+
+func (f *fixture) writeNPY(t *testing.T, name string, x *nets.Tensor, dtype string) string {
+	t.Helper()
+	p := filepath.Join(f.dir, name)
+	if err := nets.WriteNPY(p, x, dtype); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// predict is the test's own forward pass: argmax of W·x + b, lowest index on ties.
+func (f *fixture) predict(x *nets.Tensor) []int {
+	n := x.Shape[0]
+	out := make([]int, n)
+	for s := 0; s < n; s++ {
+		best, bestZ := 0, 0.0
+		for j := range f.w {
+			z := f.b[j]
+			for i := 0; i < 6; i++ {
+				z += f.w[j][i] * x.Data[s*6+i]
+			}
+			if j == 0 || z > bestZ {
+				best, bestZ = j, z
+			}
+		}
+		out[s] = best
+	}
+	return out
+}
+
+// runCmd runs the command in-process.
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing MODEL.onnx"},
+		{[]string{"a.onnx", "b.onnx"}, "one model expected, got 2"},
+		{[]string{"--bogus", "m.onnx"}, "unknown flag: --bogus"},
+		{[]string{"-x", "m.onnx"}, "unknown shorthand flag: 'x'"},
+		{[]string{"--radius", "-0.1", "m.onnx"}, "--radius -0.1: want a finite value >= 0"},
+		{[]string{"--radius", "NaN", "m.onnx"}, "--radius NaN"},
+		{[]string{"--radius", "big", "m.onnx"}, `invalid argument "big"`},
+		{[]string{"--norm", "l1", "m.onnx"}, `unknown norm "l1"`},
+		{[]string{"-n", "0", "m.onnx"}, "--count 0: want at least 1"},
+		{[]string{"--count", "-5", "m.onnx"}, "--count -5"},
+		{[]string{"--domain", "1,0", "m.onnx"}, "lo must be below hi"},
+		{[]string{"--domain", "0", "m.onnx"}, "want two numbers lo,hi"},
+		{[]string{"--domain", "0,x", "m.onnx"}, `"x" is not a number`},
+		{[]string{"--domain", "0,inf", "m.onnx"}, "must be finite"},
+		{[]string{"--methods", "ibp", "m.onnx"}, `--methods: unknown method "ibp" (valid: none)`},
+		{[]string{"--methods", "", "m.onnx"}, "empty method name"},
+		{[]string{"--attacks", "pgd", "m.onnx"}, `--attacks: unknown attack "pgd" (valid: none)`},
+		{[]string{"--data", "x.npy", "m.onnx"}, "--data and --labels go together"},
+		{[]string{"--labels", "y.npy", "m.onnx"}, "--data and --labels go together"},
+	}
+	for _, tc := range tests {
+		code, stdout, stderr := runCmd(tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
+			t.Errorf("%q: exit %d, stderr %q, stdout %q; want exit 2 and %q", tc.args, code, stderr, stdout, tc.want)
+		}
+		if !strings.Contains(stderr, "certify --help") {
+			t.Errorf("%q: stderr lacks the pointer to --help: %q", tc.args, stderr)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		code, stdout, stderr := runCmd(arg)
+		if code != exitOK || stderr != "" {
+			t.Errorf("%s: exit %d, stderr %q", arg, code, stderr)
+		}
+		for _, s := range []string{"usage: certify", "--radius", "--methods", "--per-sample", "-q, --quiet"} {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("%s: usage lacks %q", arg, s)
+			}
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	f := newFixture(t, 12)
+	garbage := filepath.Join(f.dir, "garbage.npy")
+	if err := os.WriteFile(garbage, []byte("not an npy file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flat := f.writeNPY(t, "flat.npy", f.x.Reshaped(12, 6), nets.NPYFloat32)
+	wrongCount := f.writeNPY(t, "short.npy", nets.NewTensor(12, 5), nets.NPYFloat32)
+	transposed := f.writeNPY(t, "t.npy", f.x.Reshaped(12, 3, 2), nets.NPYFloat32)
+	scaled := f.x.Clone()
+	scaled.Data[20] = 255
+	pixels := f.writeNPY(t, "pixels.npy", scaled, nets.NPYFloat32)
+	fewLabels := f.writeNPY(t, "few.npy", intTensor(f.y[:5]), nets.NPYInt64)
+	half := intTensor(f.y)
+	half.Data[3] = 1.5
+	fractional := f.writeNPY(t, "half.npy", half, nets.NPYFloat64)
+	big := intTensor(f.y)
+	big.Data[7] = 3
+	outOfRange := f.writeNPY(t, "big.npy", big, nets.NPYInt64)
+	labels2D := f.writeNPY(t, "y2.npy", intTensor(f.y).Reshaped(12, 1), nets.NPYInt64)
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"model missing", []string{"--data", f.data, "--labels", f.labels, filepath.Join(f.dir, "nope.onnx")}, []string{"load model", "nope.onnx"}},
+		{"model garbage", []string{"--data", f.data, "--labels", f.labels, garbage}, []string{"load " + garbage}},
+		{"data garbage", []string{"--data", garbage, "--labels", f.labels, f.model}, []string{garbage}},
+		{"data missing", []string{"--data", filepath.Join(f.dir, "none.npy"), "--labels", f.labels, f.model}, []string{"none.npy"}},
+		{"shape", []string{"--data", wrongCount, "--labels", f.labels, f.model}, []string{
+			"data " + wrongCount + " has shape [12,5], model " + f.model + " takes input [?,1,2,3]", "a sample holds 5 values, the model takes 6"}},
+		{"ambiguous reshape", []string{"--data", transposed, "--labels", f.labels, f.model}, []string{"[12,3,2]", "ambiguous"}},
+		{"domain", []string{"--data", pixels, "--labels", f.labels, f.model}, []string{"values span [0,255], outside the domain [0,1]", "--domain 0,255"}},
+		{"label count", []string{"--data", f.data, "--labels", fewLabels, f.model}, []string{"labels " + fewLabels + ": 5 labels for 12 data rows"}},
+		{"label fraction", []string{"--data", f.data, "--labels", fractional, f.model}, []string{"row 3 holds 1.5"}},
+		{"label range", []string{"--data", f.data, "--labels", outOfRange, f.model}, []string{"row 7 holds class 3 but the model has 3 classes (0..2)"}},
+		{"label rank", []string{"--data", f.data, "--labels", labels2D, f.model}, []string{"shape [12,1]; want a 1-D array"}},
+		{"json dir", []string{"-q", "--data", f.data, "--labels", f.labels, "--json", filepath.Join(f.dir, "no", "such", "r.json"), f.model}, []string{"write report"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCmd(tc.args...)
+			if code != exitError {
+				t.Errorf("exit %d, want 1; stderr %q", code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q lacks %q", stderr, w)
+				}
+			}
+		})
+	}
+	// A flat data file for an image model is reshaped ([6] → [1,2,3]).
+	if code, _, stderr := runCmd("-q", "--data", flat, "--labels", f.labels, f.model); code != exitOK {
+		t.Errorf("flat data: exit %d, %s", code, stderr)
+	}
+}
+
+// report runs the command with args plus the fixture's files and --json, and
+// returns the decoded report.
+func (f *fixture) report(t *testing.T, args ...string) (pipeline.Report, map[string]any, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "r.json")
+	args = append(append([]string{"--data", f.data, "--labels", f.labels, "--json", out}, args...), f.model)
+	code, stdout, stderr := runCmd(args...)
+	if code != exitOK {
+		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep pipeline.Report
+	var m map[string]any
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return rep, m, stdout + stderr
+}
+
+func TestReport(t *testing.T) {
+	f := newFixture(t, 30)
+	rep, m, out := f.report(t, "-n", "25", "--radius", "0.25", "--norm", "l2", "--seed", "7", "--domain", "0,1")
+
+	raw, _ := os.ReadFile(f.model)
+	sum := sha256.Sum256(raw)
+	if rep.Model != f.model || rep.ModelSHA256 != hex.EncodeToString(sum[:]) || rep.Radius != 0.25 ||
+		rep.Norm != pipeline.L2 || rep.Seed != 7 || rep.Domain != [2]float64{0, 1} || rep.Data != f.data || rep.Labels != f.labels {
+		t.Errorf("report header %+v", rep)
+	}
+	pred := f.predict(f.x)
+	correct := 0
+	if len(rep.Samples) != 25 {
+		t.Fatalf("%d samples, want 25", len(rep.Samples))
+	}
+	for i, s := range rep.Samples {
+		if s.Index != i || s.Label != f.y[i] || s.Predicted != pred[i] {
+			t.Errorf("sample %d: %+v, want label %d predicted %d", i, s, f.y[i], pred[i])
+		}
+		if pred[i] == f.y[i] {
+			correct++
+		}
+	}
+	if correct == 0 || correct == 25 {
+		t.Fatalf("fixture degenerate: %d/25 correct", correct)
+	}
+	if rep.Summary.N != 25 || rep.Summary.CleanAccuracy != float64(correct)/25 {
+		t.Errorf("summary %+v, want n 25, clean accuracy %d/25", rep.Summary, correct)
+	}
+	sm := m["summary"].(map[string]any)
+	for _, k := range []string{"empirical_accuracy", "certified_accuracy", "falsified_certificates"} {
+		if _, ok := sm[k]; ok {
+			t.Errorf("summary has %q without the stage", k)
+		}
+	}
+	if _, ok := sm["seconds"].(map[string]any)["clean"]; !ok {
+		t.Errorf("no seconds.clean: %v", sm)
+	}
+	// 25 > 20 samples: summary table only; progress on stderr.
+	if strings.Contains(out, "PREDICTED") || !strings.Contains(out, "clean accuracy") {
+		t.Errorf("output:\n%s", out)
+	}
+	if !strings.Contains(out, "clean: ") || !strings.Contains(out, "report written to") {
+		t.Errorf("no progress:\n%s", out)
+	}
+}
+
+func TestSmallRunTablesAndCap(t *testing.T) {
+	f := newFixture(t, 8)
+	code, stdout, stderr := runCmd("--data", f.data, "--labels", f.labels, "-n", "50", f.model)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "note: --count 50 exceeds the 8 samples") {
+		t.Errorf("no cap note:\n%s", stderr)
+	}
+	if !strings.Contains(stdout, "PREDICTED") || !strings.Contains(stdout, "(") {
+		t.Errorf("no per-sample table for 8 samples:\n%s", stdout)
+	}
+	code, stdout, stderr = runCmd("-q", "--data", f.data, "--labels", f.labels, "--json", "-", f.model)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d, stderr %q with -q", code, stderr)
+	}
+	var rep pipeline.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Samples) != 8 {
+		t.Errorf("--json -: %v, %d samples\n%s", err, len(rep.Samples), stdout)
+	}
+}
+
+func TestSameSeedSameReport(t *testing.T) {
+	f := newFixture(t, 16)
+	encode := func() []byte {
+		rep, _, _ := f.report(t, "-q", "--seed", "3")
+		for k := range rep.Summary.Seconds {
+			rep.Summary.Seconds[k] = 0
+		}
+		b, err := json.Marshal(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if a, b := encode(), encode(); !bytes.Equal(a, b) {
+		t.Errorf("reports differ:\n%s\n%s", a, b)
+	}
+}
+
+func TestDefaultData(t *testing.T) {
+	f := newFixture(t, 5)
+	// A checkout-like tree: testdata/ at the root, run from a subfolder.
+	root := t.TempDir()
+	for src, dst := range map[string]string{f.data: defaultData, f.labels: defaultLabels} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(root, filepath.FromSlash(dst))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := filepath.Join(root, "cmd", "certify")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(sub)
+	code, _, stderr := runCmd(f.model)
+	if code != exitOK || !strings.Contains(stderr, filepath.Join(root, "testdata", "mnist-test-1k.npy")) {
+		t.Errorf("from a subfolder: exit %d\n%s", code, stderr)
+	}
+
+	t.Chdir(t.TempDir())
+	code, _, stderr = runCmd(f.model)
+	if code != exitError || !strings.Contains(stderr, "default data file testdata/mnist-test-1k.npy not found") ||
+		!strings.Contains(stderr, "--data FILE.npy --labels FILE.npy") {
+		t.Errorf("outside a checkout: exit %d\n%s", code, stderr)
+	}
+}

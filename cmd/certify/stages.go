@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/certify-dev/certify/pipeline"
+)
+
+// stageOptions is what a certification method or attack is built from.
+type stageOptions struct {
+	Radius float64
+	Norm   pipeline.Norm
+	Domain pipeline.Domain
+	Seed   int64
+}
+
+// methods lists the certification methods --methods accepts, by name. A function,
+// not a package variable, so nothing global can be mutated. Later issues add
+// entries such as "ibp": func(o stageOptions) pipeline.Method { ... }.
+func methods() map[string]func(stageOptions) pipeline.Method {
+	return map[string]func(stageOptions) pipeline.Method{}
+}
+
+// attacks lists the attacks --attacks accepts, by name.
+func attacks() map[string]func(stageOptions) pipeline.Attack {
+	return map[string]func(stageOptions) pipeline.Attack{}
+}
+
+// none is the --methods / --attacks value that selects no stage.
+const none = "none"
+
+// parseStages splits a comma list of stage names, checking each against known.
+// "none" alone selects nothing. kind ("method", "attack") is used in errors, which
+// list the valid names.
+func parseStages[T any](kind, list string, known map[string]T) ([]string, error) {
+	valid := stageNames(known)
+	if strings.TrimSpace(list) == none {
+		return nil, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+			return nil, fmt.Errorf("empty %s name in %q (valid: %s)", kind, list, strings.Join(valid, ", "))
+		case name == none:
+			return nil, fmt.Errorf("%q cannot be combined with other %ss", none, kind)
+		case seen[name]:
+			return nil, fmt.Errorf("%s %q listed twice", kind, name)
+		}
+		if _, ok := known[name]; !ok {
+			return nil, fmt.Errorf("unknown %s %q (valid: %s)", kind, name, strings.Join(valid, ", "))
+		}
+		seen[name] = true
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// stageNames lists the values a stage flag accepts: none, then the known names in
+// order.
+func stageNames[T any](known map[string]T) []string {
+	names := make([]string, 0, len(known))
+	for name := range known {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return append([]string{none}, names...)
+}

@@ -1,0 +1,234 @@
+// Command models re-creates the shipped models and sample data in testdata/:
+//
+//	mnist_mlp.onnx               784-100-100-10 ReLU MLP
+//	mnist_cnn.onnx               the Wong & Kolter (2018) small MNIST CNN
+//	mnist-test-1k.npy            float32 [1000,1,28,28]: first 1000 MNIST test images, pixel/255
+//	mnist-test-1k-labels.npy     int64 [1000]: their labels
+//
+// MNIST comes from the module cache (nets.FindMNIST). Training is seeded and its
+// gradient sums run in a fixed order, so the same seed writes byte-identical files
+// on any machine and core count. Each model is read back from its ONNX file (float32
+// weights) and scored on the full 10000-image test set; a model below its required
+// accuracy is an error.
+//
+// Usage: go run ./cmd/models [flags]   (make models)
+package main
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/certify-dev/certify/nets"
+	"github.com/spf13/pflag"
+)
+
+// recipe is how one model is built and trained.
+type recipe struct {
+	name    string // file stem under --out
+	build   func(*rand.Rand) (*nets.Graph, error)
+	epochs  int
+	batch   int
+	lr      float64
+	minAcc  float64 // required test accuracy of the exported model
+	stream  uint64  // PCG stream, so each model's randomness is independent
+	summary string
+}
+
+func recipes() []recipe {
+	return []recipe{
+		{name: "mnist_mlp", summary: "MLP 784-100-100-10 (ReLU)",
+			build:  func(r *rand.Rand) (*nets.Graph, error) { return nets.MLP(r, []int{1, 28, 28}, 100, 100, 10) },
+			epochs: 12, batch: 128, lr: 2e-3, minAcc: 0.975, stream: 1},
+		{name: "mnist_cnn", summary: "CNN conv16-conv32-fc100-fc10 (Wong & Kolter 2018)",
+			build:  nets.MNISTCNN,
+			epochs: 5, batch: 128, lr: 2e-3, minAcc: 0.985, stream: 2},
+	}
+}
+
+type options struct {
+	out        string
+	mnist      string
+	seed       uint64
+	only       []string
+	epochs     int
+	trainLimit int
+	check      bool
+	data       bool
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "models:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := pflag.NewFlagSet("models", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.out, "out", "testdata", "folder to write the models and sample data into")
+	fs.StringVar(&o.mnist, "mnist", "", "folder of the MNIST IDX files (default: $"+nets.MNISTDirEnv+" or the GoMNIST module)")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed of initialisation and shuffling")
+	fs.StringSliceVar(&o.only, "models", []string{"mnist_mlp", "mnist_cnn"}, "models to train")
+	fs.IntVar(&o.epochs, "epochs", 0, "override every model's number of epochs (0: the recipe's)")
+	fs.IntVar(&o.trainLimit, "train-limit", 0, "train on only the first N training images (0: all 60000)")
+	fs.BoolVar(&o.check, "check", true, "fail when a model misses its required test accuracy")
+	fs.BoolVar(&o.data, "data", true, "write the 1000-sample test set .npy files")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	if o.epochs < 0 || o.trainLimit < 0 {
+		return errors.New("--epochs and --train-limit must not be negative")
+	}
+	var chosen []recipe
+	for _, rc := range recipes() {
+		if slices.Contains(o.only, rc.name) {
+			chosen = append(chosen, rc)
+		}
+	}
+	for _, m := range o.only {
+		if !slices.ContainsFunc(recipes(), func(rc recipe) bool { return rc.name == m }) {
+			return fmt.Errorf("--models: unknown model %q (have mnist_mlp, mnist_cnn)", m)
+		}
+	}
+	dir := o.mnist
+	if dir == "" {
+		var err error
+		if dir, err = nets.FindMNIST(); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	testX, testY, err := nets.LoadMNIST(dir, "test")
+	if err != nil {
+		return err
+	}
+	var written []string
+	if o.data {
+		files, err := writeSamples(o.out, testX, testY, 1000)
+		if err != nil {
+			return err
+		}
+		written = append(written, files...)
+	}
+	if len(chosen) > 0 {
+		trainX, trainY, err := nets.LoadMNIST(dir, "train")
+		if err != nil {
+			return err
+		}
+		if o.trainLimit > 0 && o.trainLimit < len(trainY) {
+			trainX = &nets.Tensor{Shape: append([]int{o.trainLimit}, trainX.Shape[1:]...),
+				Data: trainX.Data[:o.trainLimit*784]}
+			trainY = trainY[:o.trainLimit]
+		}
+		for _, rc := range chosen {
+			path, err := trainOne(rc, o, trainX, trainY, testX, testY, stdout)
+			if err != nil {
+				return fmt.Errorf("%s: %w", rc.name, err)
+			}
+			written = append(written, path)
+		}
+	}
+	for _, p := range written {
+		sum, err := fileSHA256(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "sha256 %s  %s\n", sum, p)
+	}
+	return nil
+}
+
+// writeSamples writes the first n test images (float32, pixel/255) and labels (int64).
+func writeSamples(out string, x *nets.Tensor, y []int, n int) ([]string, error) {
+	per := x.Len() / x.Shape[0]
+	xs := &nets.Tensor{Shape: append([]int{n}, x.Shape[1:]...), Data: x.Data[:n*per]}
+	ys := nets.NewTensor(n)
+	for i := range ys.Data {
+		ys.Data[i] = float64(y[i])
+	}
+	xp := filepath.Join(out, "mnist-test-1k.npy")
+	yp := filepath.Join(out, "mnist-test-1k-labels.npy")
+	if err := nets.WriteNPY(xp, xs, nets.NPYFloat32); err != nil {
+		return nil, err
+	}
+	if err := nets.WriteNPY(yp, ys, nets.NPYInt64); err != nil {
+		return nil, err
+	}
+	return []string{xp, yp}, nil
+}
+
+// trainOne trains, exports and checks one model; it returns the ONNX path.
+func trainOne(rc recipe, o options, trainX *nets.Tensor, trainY []int, testX *nets.Tensor, testY []int, w io.Writer) (string, error) {
+	r := rand.New(rand.NewPCG(o.seed, rc.stream))
+	g, err := rc.build(r)
+	if err != nil {
+		return "", err
+	}
+	epochs := rc.epochs
+	if o.epochs > 0 {
+		epochs = o.epochs
+	}
+	fmt.Fprintf(w, "%s: %s; %d training images, %d epochs, batch %d, Adam lr %g (cosine, 1 warm-up epoch), seed %d\n",
+		rc.name, rc.summary, len(trainY), epochs, rc.batch, rc.lr, o.seed)
+	start := time.Now()
+	steps := (len(trainY) + rc.batch - 1) / rc.batch
+	_, err = nets.Train(g, trainX, trainY, nets.TrainConfig{
+		Epochs: epochs, BatchSize: rc.batch, Optimizer: nets.NewAdam(),
+		Schedule: nets.CosineLR(rc.lr, steps), Rand: r,
+		OnEpoch: func(s nets.EpochStats) error {
+			acc, err := nets.Accuracy(g, testX, testY, 1000)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "  epoch %2d  loss %.4f  train acc %.2f%%  test acc %.2f%%  lr %.2e  %5.1fs\n",
+				s.Epoch, s.Loss, 100*s.Accuracy, 100*acc, s.LR, s.Duration.Seconds())
+			return nil
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	elapsed := time.Since(start)
+	g.Name = rc.name
+	path := filepath.Join(o.out, rc.name+".onnx")
+	if err := nets.WriteONNX(g, path); err != nil {
+		return "", err
+	}
+	// Score what was shipped: the float32 weights read back from the file.
+	back, err := nets.ReadONNX(path)
+	if err != nil {
+		return "", fmt.Errorf("reading back: %w", err)
+	}
+	acc, err := nets.Accuracy(back, testX, testY, 1000)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(w, "%s: test accuracy %.2f%% (%d images, from %s), trained in %s\n",
+		rc.name, 100*acc, len(testY), path, elapsed.Round(time.Second))
+	if o.check && acc < rc.minAcc {
+		return "", fmt.Errorf("test accuracy %.2f%% below the required %.2f%%", 100*acc, 100*rc.minAcc)
+	}
+	return path, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b)), nil
+}

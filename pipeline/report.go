@@ -1,0 +1,68 @@
+package pipeline
+
+// Report is the result of a run. Its JSON encoding is a contract that other tools
+// read: add fields, never rename them. Pointers and omitempty keep "not run"
+// distinct from zero.
+type Report struct {
+	Model       string     `json:"model"`        // path of the model file, as given
+	ModelSHA256 string     `json:"model_sha256"` // hex SHA-256 of its bytes
+	Data        string     `json:"data,omitempty"`
+	Labels      string     `json:"labels,omitempty"`
+	Radius      float64    `json:"radius"`
+	Norm        Norm       `json:"norm"`
+	Domain      [2]float64 `json:"domain"` // [lo, hi]
+	Seed        int64      `json:"seed"`
+	// Methods and Attacks list the stages that ran, in the order of the tables.
+	Methods []string `json:"methods"`
+	Attacks []string `json:"attacks"`
+	Samples []Sample `json:"samples"` // ordered by Index
+	Summary Summary  `json:"summary"`
+}
+
+// Sample is the record of one data row.
+type Sample struct {
+	Index     int `json:"index"` // row in the data file
+	Label     int `json:"label"`
+	Predicted int `json:"predicted"` // argmax of the clean logits (lowest index on ties)
+	// Certified has an entry per method that ran: true when it proved the sample
+	// robust. Misclassified samples are false without running the method.
+	Certified map[string]bool `json:"certified,omitempty"`
+	// Margins has the proven lower bound of the worst spec row per method, for the
+	// samples the method ran on, when finite.
+	Margins map[string]float64 `json:"margins,omitempty"`
+	// Attacks has an entry per attack that ran on the sample (correctly classified
+	// samples only): true when it found an input in the region that is misclassified.
+	Attacks map[string]bool `json:"attacks,omitempty"`
+	// Smoothing is the randomized-smoothing result (of the smoothed classifier,
+	// not the base model), when that stage ran.
+	Smoothing *Smoothing `json:"smoothing,omitempty"`
+	// Falsified names the methods that certified this sample although an attack
+	// found an adversarial example: each is a soundness bug in that method.
+	Falsified []string `json:"falsified,omitempty"`
+}
+
+// Correct reports whether the clean prediction is the label.
+func (s *Sample) Correct() bool { return s.Predicted == s.Label }
+
+// Smoothing is the prediction of a smoothed classifier g(x) = argmax_c P(f(x+δ) = c)
+// and the L2 radius it is certified for (Cohen, Rosenfeld, Kolter 2019).
+type Smoothing struct {
+	Prediction int     `json:"prediction"`
+	Abstain    bool    `json:"abstain"`
+	Radius     float64 `json:"radius"`
+}
+
+// Summary aggregates the samples. Accuracies are fractions of N.
+type Summary struct {
+	N             int     `json:"n"`
+	CleanAccuracy float64 `json:"clean_accuracy"`
+	// EmpiricalAccuracy: correct and no attack succeeded; present when attacks ran.
+	EmpiricalAccuracy *float64 `json:"empirical_accuracy,omitempty"`
+	// CertifiedAccuracy per method; present when methods ran.
+	CertifiedAccuracy map[string]float64 `json:"certified_accuracy,omitempty"`
+	// FalsifiedCertificates counts (sample, method) pairs where the method certified
+	// the sample and an attack broke it; present when both methods and attacks ran.
+	FalsifiedCertificates *int `json:"falsified_certificates,omitempty"`
+	// Seconds is the wall time per stage: "clean", then one per method and attack.
+	Seconds map[string]float64 `json:"seconds"`
+}

@@ -1,0 +1,386 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/certify-dev/certify/nets"
+)
+
+// Config is one evaluation: a model, samples with labels, a threat model and the
+// stages to run.
+type Config struct {
+	Model nets.Classifier
+	// X holds the samples, [n, ...input shape], already shaped for Model.
+	X *nets.Tensor
+	// Labels are the true classes, one per row of X.
+	Labels []int
+	// Indices are the rows of X in the data file (distinct, not necessarily sorted);
+	// nil means 0..n-1.
+	Indices []int
+
+	Radius float64 // >= 0
+	Norm   Norm
+	Domain Domain
+	Seed   int64
+
+	Methods []Method
+	Attacks []Attack
+
+	// Workers bounds how many samples are certified at once; 0 means GOMAXPROCS.
+	Workers int
+	// Progress, when not nil, receives one line per stage and periodic counts.
+	Progress io.Writer
+
+	// Recorded in the report as given.
+	ModelPath, ModelSHA256, DataPath, LabelsPath string
+}
+
+// cleanStage is the name of the clean pass in summary.seconds.
+const cleanStage = "clean"
+
+// Run evaluates cfg and returns the report. An error from the model, a method or an
+// attack ends the run (wrapped with the stage and sample); a context cancellation
+// returns ctx.Err().
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	n := cfg.X.Shape[0]
+	indices := cfg.Indices
+	if indices == nil {
+		indices = make([]int, n)
+		for i := range indices {
+			indices[i] = i
+		}
+	}
+	rep := &Report{
+		Model: cfg.ModelPath, ModelSHA256: cfg.ModelSHA256,
+		Data: cfg.DataPath, Labels: cfg.LabelsPath,
+		Radius: cfg.Radius, Norm: cfg.Norm, Domain: [2]float64{cfg.Domain.Lo, cfg.Domain.Hi},
+		Seed:    cfg.Seed,
+		Methods: []string{}, Attacks: []string{},
+		Samples: make([]Sample, n),
+		Summary: Summary{N: n, Seconds: map[string]float64{}},
+	}
+	pr := &progress{w: cfg.Progress}
+
+	// Clean pass: one batched call; the model parallelises.
+	start := time.Now()
+	pred, err := predict(cfg.Model, cfg.X, cfg.Labels)
+	if err != nil {
+		return nil, fmt.Errorf("clean pass: %w", err)
+	}
+	correct := 0
+	for i := range rep.Samples {
+		rep.Samples[i] = Sample{Index: indices[i], Label: cfg.Labels[i], Predicted: pred[i]}
+		if pred[i] == cfg.Labels[i] {
+			correct++
+		}
+	}
+	rep.Summary.Seconds[cleanStage] = time.Since(start).Seconds()
+	pr.printf("%s: %d/%d correct (%.2fs)", cleanStage, correct, n, rep.Summary.Seconds[cleanStage])
+
+	// todo: the rows the methods and attacks run on.
+	var todo []int
+	for i, s := range rep.Samples {
+		if s.Correct() {
+			todo = append(todo, i)
+		}
+	}
+
+	for _, m := range cfg.Methods {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if err := runMethod(ctx, cfg, m, rep.Samples, todo, pr); err != nil {
+			return nil, err
+		}
+		rep.Methods = append(rep.Methods, m.Name())
+		rep.Summary.Seconds[m.Name()] = time.Since(start).Seconds()
+		pr.printf("%s: %d/%d certified (%.2fs)", m.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Certified[m.Name()] }), n, rep.Summary.Seconds[m.Name()])
+	}
+
+	for _, a := range cfg.Attacks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if err := runAttack(ctx, cfg, a, rep.Samples, todo); err != nil {
+			return nil, err
+		}
+		rep.Attacks = append(rep.Attacks, a.Name())
+		rep.Summary.Seconds[a.Name()] = time.Since(start).Seconds()
+		pr.printf("%s: %d/%d adversarial examples found (%.2fs)", a.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Attacks[a.Name()] }), len(todo), rep.Summary.Seconds[a.Name()])
+	}
+
+	sort.SliceStable(rep.Samples, func(i, j int) bool { return rep.Samples[i].Index < rep.Samples[j].Index })
+	summarize(rep)
+	return rep, nil
+}
+
+// validate checks everything Run relies on, so that the stages need not.
+func (cfg *Config) validate() error {
+	if cfg.Model == nil {
+		return fmt.Errorf("no model")
+	}
+	if cfg.X == nil || cfg.X.Rank() < 1 || cfg.X.Shape[0] < 1 {
+		return fmt.Errorf("no samples")
+	}
+	n := cfg.X.Shape[0]
+	if len(cfg.Labels) != n {
+		return fmt.Errorf("%d samples but %d labels", n, len(cfg.Labels))
+	}
+	if cfg.Indices != nil {
+		if len(cfg.Indices) != n {
+			return fmt.Errorf("%d samples but %d indices", n, len(cfg.Indices))
+		}
+		seen := make(map[int]bool, n)
+		for _, ix := range cfg.Indices {
+			if ix < 0 || seen[ix] {
+				return fmt.Errorf("index %d is negative or repeated", ix)
+			}
+			seen[ix] = true
+		}
+	}
+	if math.IsNaN(cfg.Radius) || math.IsInf(cfg.Radius, 0) || cfg.Radius < 0 {
+		return fmt.Errorf("radius %g: want a finite value >= 0", cfg.Radius)
+	}
+	if _, err := ParseNorm(string(cfg.Norm)); err != nil {
+		return err
+	}
+	if err := cfg.Domain.Validate(); err != nil {
+		return err
+	}
+	names := map[string]bool{cleanStage: true}
+	check := func(kind, name string) error {
+		if name == "" {
+			return fmt.Errorf("%s with an empty name", kind)
+		}
+		if names[name] {
+			return fmt.Errorf("%s %q: name already used by another stage", kind, name)
+		}
+		names[name] = true
+		return nil
+	}
+	for i, m := range cfg.Methods {
+		if m == nil {
+			return fmt.Errorf("method %d is nil", i)
+		}
+		if err := check("method", m.Name()); err != nil {
+			return err
+		}
+	}
+	for i, a := range cfg.Attacks {
+		if a == nil {
+			return fmt.Errorf("attack %d is nil", i)
+		}
+		if err := check("attack", a.Name()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// predict returns argmax of model's logits on x, after checking their shape, values
+// and that every label is a class of the model.
+func predict(model nets.Classifier, x *nets.Tensor, labels []int) ([]int, error) {
+	n := x.Shape[0]
+	logits, err := model.Logits(x)
+	if err != nil {
+		return nil, err
+	}
+	if logits == nil || logits.Rank() != 2 || logits.Shape[0] != n || logits.Shape[1] < 1 {
+		shape := []int(nil)
+		if logits != nil {
+			shape = logits.Shape
+		}
+		return nil, fmt.Errorf("model returned logits of shape %v for %d samples; want [%d, classes]", shape, n, n)
+	}
+	k := logits.Shape[1]
+	for i, y := range labels {
+		if y < 0 || y >= k {
+			return nil, fmt.Errorf("sample %d: label %d is not a class of the model (0..%d)", i, y, k-1)
+		}
+		for j, v := range logits.Data[i*k : (i+1)*k] {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("sample %d: logit %d is %g", i, j, v)
+			}
+		}
+	}
+	return logits.Argmax(), nil
+}
+
+// runMethod certifies the rows todo of cfg.X with m, several at once, and records
+// the answers in samples (in row order, so the result is the same for any number of
+// workers). Rows not in todo are misclassified: certified false, no margin.
+func runMethod(ctx context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) error {
+	name := m.Name()
+	certs := make([]Certificate, len(todo))
+	errs := make([]error, len(todo))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				row := todo[t]
+				// A copy: a method writing into its sample must not change what
+				// later stages and the audit see.
+				x := cfg.X.Row(row).Clone()
+				q := Query{
+					Index:  samples[row].Index,
+					X:      x,
+					Label:  cfg.Labels[row],
+					Region: Region{Center: x, Norm: cfg.Norm, Radius: cfg.Radius, Domain: cfg.Domain},
+					Seed:   SampleSeed(cfg.Seed, samples[row].Index),
+				}
+				certs[t], errs[t] = m.Certify(ctx, cfg.Model, q)
+				if errs[t] != nil {
+					cancel()
+				}
+				mu.Lock()
+				done++
+				if done%progressEvery(len(todo)) == 0 && done < len(todo) {
+					pr.printf("%s: %d/%d", name, done, len(todo))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for t := range todo {
+		select {
+		case next <- t:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	// Report the error of the first failing row, or the caller's cancellation.
+	for t, err := range errs {
+		if err != nil {
+			return fmt.Errorf("method %s: sample %d: %w", name, samples[todo[t]].Index, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i := range samples {
+		if samples[i].Certified == nil {
+			samples[i].Certified = map[string]bool{}
+		}
+		samples[i].Certified[name] = false
+	}
+	for t, row := range todo {
+		c := certs[t]
+		if math.IsNaN(c.Margin) {
+			return fmt.Errorf("method %s: sample %d: margin is NaN", name, samples[row].Index)
+		}
+		samples[row].Certified[name] = c.Certified
+		if !math.IsInf(c.Margin, 0) {
+			if samples[row].Margins == nil {
+				samples[row].Margins = map[string]float64{}
+			}
+			samples[row].Margins[name] = c.Margin
+		}
+	}
+	return nil
+}
+
+// progressEvery spaces progress lines about a tenth of a stage apart.
+func progressEvery(total int) int {
+	if total < 10 {
+		return total + 1 // no intermediate lines
+	}
+	return total / 10
+}
+
+// runAttack runs a on the rows todo of cfg.X in one batch, re-checks every returned
+// point against the region and the model, and records per sample whether the attack
+// found an adversarial example.
+func runAttack(ctx context.Context, cfg Config, a Attack, samples []Sample, todo []int) error {
+	name := a.Name()
+	if len(todo) == 0 {
+		return nil
+	}
+	per := cfg.X.Len() / cfg.X.Shape[0]
+	shape := append([]int{len(todo)}, cfg.X.Shape[1:]...)
+	x := nets.NewTensor(shape...)
+	labels := make([]int, len(todo))
+	for t, row := range todo {
+		copy(x.Data[t*per:(t+1)*per], cfg.X.Data[row*per:(row+1)*per])
+		labels[t] = cfg.Labels[row]
+	}
+	adv, err := a.Run(ctx, cfg.Model, x.Clone(), append([]int(nil), labels...))
+	if err != nil {
+		return fmt.Errorf("attack %s: %w", name, err)
+	}
+	if adv == nil || !nets.SameShape(adv.Shape, x.Shape) || adv.Len() != x.Len() {
+		got := []int(nil)
+		if adv != nil {
+			got = adv.Shape
+		}
+		return fmt.Errorf("attack %s: returned shape %v for a batch of shape %v", name, got, x.Shape)
+	}
+	for t, row := range todo {
+		r := Region{Center: x.Row(t), Norm: cfg.Norm, Radius: cfg.Radius, Domain: cfg.Domain}
+		if err := r.check(adv.Data[t*per : (t+1)*per]); err != nil {
+			return fmt.Errorf("attack %s: sample %d: returned a point outside the region: %w", name, samples[row].Index, err)
+		}
+	}
+	pred, err := predict(cfg.Model, adv, labels)
+	if err != nil {
+		return fmt.Errorf("attack %s: re-checking its points: %w", name, err)
+	}
+	for t, row := range todo {
+		if samples[row].Attacks == nil {
+			samples[row].Attacks = map[string]bool{}
+		}
+		samples[row].Attacks[name] = pred[t] != labels[t]
+	}
+	return nil
+}
+
+// countTrue counts the samples satisfying f.
+func countTrue(samples []Sample, f func(*Sample) bool) int {
+	c := 0
+	for i := range samples {
+		if f(&samples[i]) {
+			c++
+		}
+	}
+	return c
+}
+
+// progress writes stage lines to w (nil: nowhere); safe for concurrent use.
+type progress struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *progress) printf(format string, args ...any) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}

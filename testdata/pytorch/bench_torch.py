@@ -1,0 +1,96 @@
+#!/usr/bin/python3
+"""PyTorch CPU throughput for the two architectures of certify's shipped models, as a
+yardstick for the Go engine (run with Debian's /usr/bin/python3, which has torch):
+
+    /usr/bin/python3 bench_torch.py [--threads 2] [--seconds 2]
+
+MLP: 784-100-100-10, ReLU.
+CNN: Conv(1->16, 4x4, stride 2, pad 1) ReLU, Conv(16->32, 4x4, stride 2, pad 1) ReLU,
+     Flatten, Linear(32*7*7 -> 100) ReLU, Linear(100 -> 10).
+
+Reports forward images/s (eval mode, no autograd) at batch 1 and 256, and training
+images/s at batch 128 (forward + cross-entropy + backward + SGD step). Inputs are
+random [0,1] images; the numbers do not depend on the values. Each figure is the best
+of 3 timed runs of at least --seconds each, after a warm-up.
+
+Debian's torch does its Linear layers through OpenBLAS (pthreads build), which by
+default starts one thread per core beside torch's own OpenMP pool; on 2 cores the
+two pools fight and training runs 3-20x slower. So OpenBLAS is kept to one thread
+(unless OPENBLAS_NUM_THREADS is set) and torch's --threads are the only parallelism.
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before torch loads OpenBLAS
+
+import torch  # noqa: E402
+import torch.nn as nn
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.ReLU(),
+                         nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 16, 4, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(32 * 7 * 7, 100), nn.ReLU(),
+                         nn.Linear(100, 10))
+
+
+def rate(step, batch, seconds):
+    """Best images/s over 3 runs of step() lasting at least seconds each."""
+    for _ in range(3):  # warm-up
+        step()
+    best = 0.0
+    for _ in range(3):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            step()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= seconds:
+                break
+        best = max(best, n * batch / dt)
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, float32")
+    print(f"{'model':<5} {'forward b=1':>14} {'forward b=256':>14} {'train b=128':>14}  (images/s)")
+    for name, build in (("MLP", mlp), ("CNN", cnn)):
+        model = build()
+        model.eval()
+        figures = []
+        for batch in (1, 256):
+            x = torch.rand(batch, 1, 28, 28)
+
+            def fwd():
+                with torch.no_grad():
+                    model(x)
+            figures.append(rate(fwd, batch, args.seconds))
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.rand(128, 1, 28, 28)
+        y = torch.randint(0, 10, (128,))
+
+        def train():
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        figures.append(rate(train, 128, args.seconds))
+        print(f"{name:<5} " + " ".join(f"{f:>14,.0f}" for f in figures))
+
+
+if __name__ == "__main__":
+    main()
