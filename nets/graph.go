@@ -355,8 +355,22 @@ func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 		return nil, fmt.Errorf("input %q: empty batch, shape %v", in.Name, x.Shape)
 	}
 	parts := make([]*Tensor, x.Shape[0])
+	err = g.forwardRows(in, x, 16, func(s, e int, vals Values) error {
+		parts[s] = vals[outName]
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return concatRows(compact(parts))
+}
+
+// forwardRows runs Forward on the rows of x, split across all cores (at least minRows
+// a core) and, within a core, in calls of at most rowStep(in) rows; f sees each call's
+// rows [s,e) and values.
+func (g *Graph) forwardRows(in ValueInfo, x *Tensor, minRows int, f func(s, e int, vals Values) error) error {
 	step := rowStep(in)
-	err = ParallelRows(x.Shape[0], 16, func(_, lo, hi int) error {
+	return ParallelRows(x.Shape[0], minRows, func(_, lo, hi int) error {
 		for s, e := lo, lo; s < hi; s = e {
 			e = hi
 			if hi-s > step {
@@ -366,14 +380,12 @@ func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 			if err != nil {
 				return err
 			}
-			parts[s] = vals[outName]
+			if err := f(s, e, vals); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return concatRows(compact(parts))
 }
 
 // rowStep is how many rows one Forward call may take: all of them for a dynamic
@@ -433,29 +445,18 @@ func (g *Graph) LossGrad(x *Tensor, labels []int, loss Loss) ([]float64, *Tensor
 	values := make([]float64, len(labels))
 	grad := NewTensor(x.Shape...)
 	per := x.Len() / x.Shape[0]
-	step := rowStep(in)
-	err = ParallelRows(x.Shape[0], 8, func(_, lo, hi int) error {
-		for s, e := lo, lo; s < hi; s = e {
-			e = hi
-			if hi-s > step {
-				e = s + step
-			}
-			vals, err := g.Forward(map[string]*Tensor{in.Name: sliceRows(x, s, e)})
-			if err != nil {
-				return err
-			}
-			v, dlogits, err := loss.Eval(vals[outName], labels[s:e])
-			if err != nil {
-				return err
-			}
-			copy(values[s:e], v)
-			grads, err := g.Backward(vals, map[string]*Tensor{outName: dlogits}, false)
-			if err != nil {
-				return err
-			}
-			if gx, ok := grads[in.Name]; ok {
-				copy(grad.Data[s*per:e*per], gx.Data)
-			}
+	err = g.forwardRows(in, x, 8, func(s, e int, vals Values) error {
+		v, dlogits, err := loss.Eval(vals[outName], labels[s:e])
+		if err != nil {
+			return err
+		}
+		copy(values[s:e], v)
+		grads, err := g.Backward(vals, map[string]*Tensor{outName: dlogits}, false)
+		if err != nil {
+			return err
+		}
+		if gx, ok := grads[in.Name]; ok {
+			copy(grad.Data[s*per:e*per], gx.Data)
 		}
 		return nil
 	})

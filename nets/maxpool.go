@@ -72,21 +72,7 @@ func (p MaxPool) Attrs() Attrs {
 
 // Window checks that x is (N,C,H,W) and returns the window geometry.
 func (p MaxPool) Window(x *Tensor) (Window2D, error) {
-	if err := checkSpatial(x); err != nil {
-		return Window2D{}, err
-	}
-	if len(p.KernelShape) != 2 {
-		return Window2D{}, unsupported("kernel_shape %v: only 2-D kernels", p.KernelShape)
-	}
-	s := windowSpec{kernel: p.KernelShape, strides: p.Strides, pads: p.Pads, dilations: p.Dilations, autoPad: p.AutoPad}
-	w, err := resolveWindow(x.Shape[2], x.Shape[3], p.KernelShape[0], p.KernelShape[1], s, p.CeilMode)
-	if err != nil {
-		return w, fmt.Errorf("input %v: %w", x.Shape, err)
-	}
-	if !elemsWithin(x.Shape[0], x.Shape[1], w.OutH, w.OutW) {
-		return w, fmt.Errorf("input %v: output %d×%d is too large", x.Shape, w.OutH, w.OutW)
-	}
-	return w, nil
+	return poolWindow(x, windowSpec{kernel: p.KernelShape, strides: p.Strides, pads: p.Pads, dilations: p.Dilations, autoPad: p.AutoPad}, p.CeilMode)
 }
 
 // poolRanges returns the in-input kernel rows per output row and columns per output

@@ -260,3 +260,21 @@ func checkSpatial(x *Tensor) error {
 	}
 	return nil
 }
+
+// poolWindow checks that x is (N,C,H,W) and resolves a pooling window over it.
+func poolWindow(x *Tensor, s windowSpec, ceil bool) (Window2D, error) {
+	if err := checkSpatial(x); err != nil {
+		return Window2D{}, err
+	}
+	if len(s.kernel) != 2 {
+		return Window2D{}, unsupported("kernel_shape %v: only 2-D kernels", s.kernel)
+	}
+	w, err := resolveWindow(x.Shape[2], x.Shape[3], s.kernel[0], s.kernel[1], s, ceil)
+	if err != nil {
+		return w, fmt.Errorf("input %v: %w", x.Shape, err)
+	}
+	if !elemsWithin(x.Shape[0], x.Shape[1], w.OutH, w.OutW) {
+		return w, fmt.Errorf("input %v: output %d×%d is too large", x.Shape, w.OutH, w.OutW)
+	}
+	return w, nil
+}
