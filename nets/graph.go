@@ -355,7 +355,7 @@ func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 		return nil, fmt.Errorf("input %q: empty batch, shape %v", in.Name, x.Shape)
 	}
 	parts := make([]*Tensor, x.Shape[0])
-	err = g.forwardRows(in, x, 16, func(s, e int, vals Values) error {
+	err = g.forwardRows(in, x, 32, func(s, e int, vals Values) error {
 		parts[s] = vals[outName]
 		return nil
 	})
@@ -365,12 +365,15 @@ func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 	return concatRows(compact(parts))
 }
 
-// forwardRows runs Forward on the rows of x, split across all cores (at least minRows
-// a core) and, within a core, in calls of at most rowStep(in) rows; f sees each call's
-// rows [s,e) and values.
-func (g *Graph) forwardRows(in ValueInfo, x *Tensor, minRows int, f func(s, e int, vals Values) error) error {
+// forwardRows runs Forward on the rows of x in parts of about rows rows, on all
+// cores, and within a part in calls of at most rowStep(in) rows; f sees each call's
+// rows [s,e) and values. The parts depend only on the batch size, never on the
+// number of cores, so every row's result is bit-identical on any machine (BLAS
+// results may differ in the last bit with the shape of the product).
+func (g *Graph) forwardRows(in ValueInfo, x *Tensor, rows int, f func(s, e int, vals Values) error) error {
 	step := rowStep(in)
-	return ParallelRows(x.Shape[0], minRows, func(_, lo, hi int) error {
+	n := x.Shape[0]
+	return runParts(fixedParts(n, rows, (n+rows-1)/rows), func(_, lo, hi int) error {
 		for s, e := lo, lo; s < hi; s = e {
 			e = hi
 			if hi-s > step {
@@ -445,7 +448,7 @@ func (g *Graph) LossGrad(x *Tensor, labels []int, loss Loss) ([]float64, *Tensor
 	values := make([]float64, len(labels))
 	grad := NewTensor(x.Shape...)
 	per := x.Len() / x.Shape[0]
-	err = g.forwardRows(in, x, 8, func(s, e int, vals Values) error {
+	err = g.forwardRows(in, x, 16, func(s, e int, vals Values) error {
 		v, dlogits, err := loss.Eval(vals[outName], labels[s:e])
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package nets
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -76,5 +77,40 @@ func TestForwardRejectsWrongShape(t *testing.T) {
 	_, err := g.Forward(map[string]*Tensor{"x": NewTensor(1, 3, 2)})
 	if err == nil || err.Error() != `input "x": model expects shape [1 2 2], got [1 3 2]` {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestLogitsIndependentOfCores: the batch is split the same way whatever GOMAXPROCS
+// is, so logits and gradients are bit-identical.
+func TestLogitsIndependentOfCores(t *testing.T) {
+	g, err := ReadONNX("../testdata/mnist_cnn.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randTensor(rand.New(rand.NewPCG(5, 6)), 100, 1, 28, 28)
+	labels := make([]int, 100)
+	run := func(procs int) (*Tensor, *Tensor) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		z, err := g.Logits(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, gr, err := g.LossGrad(x, labels, CrossEntropy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z, gr
+	}
+	z1, g1 := run(1)
+	z3, g3 := run(3)
+	for i := range z1.Data {
+		if z1.Data[i] != z3.Data[i] {
+			t.Fatalf("logit %d: %v with 1 core, %v with 3", i, z1.Data[i], z3.Data[i])
+		}
+	}
+	for i := range g1.Data {
+		if g1.Data[i] != g3.Data[i] {
+			t.Fatalf("gradient %d: %v with 1 core, %v with 3", i, g1.Data[i], g3.Data[i])
+		}
 	}
 }
