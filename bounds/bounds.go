@@ -1,7 +1,3 @@
-// Package bounds computes sound bounds on the values of a nets.Graph over a box of
-// inputs: interval bound propagation (IBP), CROWN's backward linear relaxation, and
-// alpha-CROWN's optimised ReLU slopes. Everything is float64 and batched: the first
-// dimension of a box is the batch, and each sample carries its own output spec.
 package bounds
 
 import (
@@ -9,6 +5,11 @@ import (
 
 	"github.com/certify-dev/certify/nets"
 )
+
+// ErrUnsupported is wrapped by the errors for ops, or uses of ops, that a method
+// cannot bound (a Softmax under CROWN, a MatMul of two bounded tensors, …). It wraps
+// nets.ErrUnsupported, so errors.Is matches either.
+var ErrUnsupported = fmt.Errorf("bounds: %w", nets.ErrUnsupported)
 
 // Box is an axis-aligned set of tensors: every x with Lo ≤ x ≤ Hi elementwise.
 // Lo and Hi have the same shape, batch first.

@@ -15,6 +15,10 @@ import (
 // type-asserts model (to *nets.Graph, say) and returns an error naming what it needs
 // when the assertion fails. Running out of budget (time, branches) is not an error:
 // it is Certificate{Certified: false} with whatever margin was proven.
+//
+// A method whose cost is per batch of samples rather than per sample (bound
+// propagation) also implements BatchMethod, and the pipeline then calls
+// CertifyBatch instead of Certify.
 type Method interface {
 	// Name is the key of this method in the report (certified.<name>,
 	// margins.<name>, summary.seconds.<name>): short, lower case, e.g. "ibp".

@@ -33,8 +33,12 @@ type Config struct {
 	Methods []Method
 	Attacks []Attack
 
-	// Workers bounds how many samples are certified at once; 0 means GOMAXPROCS.
+	// Workers bounds how many samples (for a BatchMethod: batches) are certified at
+	// once; 0 means GOMAXPROCS.
 	Workers int
+	// MethodBatch is how many samples a BatchMethod gets per call; 0 means
+	// DefaultMethodBatch.
+	MethodBatch int
 	// Progress, when not nil, receives one line per stage and periodic counts.
 	Progress io.Writer
 
@@ -218,10 +222,60 @@ func predict(model nets.Classifier, x *nets.Tensor, labels []int) ([]int, error)
 	return logits.Argmax(), nil
 }
 
-// runMethod certifies the rows todo of cfg.X with m, several at once, and records
-// the answers in samples (in row order, so the result is the same for any number of
-// workers). Rows not in todo are misclassified: certified false, no margin.
+// runMethod certifies the rows todo of cfg.X with m, several at once (a BatchMethod
+// a batch at a time), and records the answers in samples (in row order, so the
+// result is the same for any number of workers). Rows not in todo are
+// misclassified: certified false, no margin.
 func runMethod(ctx context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) error {
+	name := m.Name()
+	var certs []Certificate
+	var err error
+	if bm, ok := m.(BatchMethod); ok {
+		certs, err = certifyBatches(ctx, cfg, bm, samples, todo, pr)
+	} else {
+		certs, err = certifyEach(ctx, cfg, m, samples, todo, pr)
+	}
+	if err != nil {
+		return err
+	}
+	for i := range samples {
+		if samples[i].Certified == nil {
+			samples[i].Certified = map[string]bool{}
+		}
+		samples[i].Certified[name] = false
+	}
+	for t, row := range todo {
+		c := certs[t]
+		if math.IsNaN(c.Margin) {
+			return fmt.Errorf("method %s: sample %d: margin is NaN", name, samples[row].Index)
+		}
+		samples[row].Certified[name] = c.Certified
+		if !math.IsInf(c.Margin, 0) {
+			if samples[row].Margins == nil {
+				samples[row].Margins = map[string]float64{}
+			}
+			samples[row].Margins[name] = c.Margin
+		}
+	}
+	return nil
+}
+
+// query is the Query of row row of cfg.X. X is a copy: a method writing into its
+// sample must not change what later stages and the audit see.
+func query(cfg Config, samples []Sample, row int) Query {
+	x := cfg.X.Row(row).Clone()
+	return Query{
+		Index:  samples[row].Index,
+		X:      x,
+		Label:  cfg.Labels[row],
+		Region: Region{Center: x, Norm: cfg.Norm, Radius: cfg.Radius, Domain: cfg.Domain},
+		Seed:   SampleSeed(cfg.Seed, samples[row].Index),
+	}
+}
+
+// certifyEach certifies the rows todo with m, one Certify call per sample, several
+// samples at once, and returns the certificates in the order of todo.
+func certifyEach(ctx context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
 	name := m.Name()
 	certs := make([]Certificate, len(todo))
 	errs := make([]error, len(todo))
@@ -240,18 +294,7 @@ func runMethod(ctx context.Context, cfg Config, m Method, samples []Sample, todo
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				row := todo[t]
-				// A copy: a method writing into its sample must not change what
-				// later stages and the audit see.
-				x := cfg.X.Row(row).Clone()
-				q := Query{
-					Index:  samples[row].Index,
-					X:      x,
-					Label:  cfg.Labels[row],
-					Region: Region{Center: x, Norm: cfg.Norm, Radius: cfg.Radius, Domain: cfg.Domain},
-					Seed:   SampleSeed(cfg.Seed, samples[row].Index),
-				}
-				certs[t], errs[t] = m.Certify(ctx, cfg.Model, q)
+				certs[t], errs[t] = m.Certify(ctx, cfg.Model, query(cfg, samples, todo[t]))
 				if errs[t] != nil {
 					cancel()
 				}
@@ -277,32 +320,13 @@ feed:
 	// Report the error of the first failing row, or the caller's cancellation.
 	for t, err := range errs {
 		if err != nil {
-			return fmt.Errorf("method %s: sample %d: %w", name, samples[todo[t]].Index, err)
+			return nil, fmt.Errorf("method %s: sample %d: %w", name, samples[todo[t]].Index, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	for i := range samples {
-		if samples[i].Certified == nil {
-			samples[i].Certified = map[string]bool{}
-		}
-		samples[i].Certified[name] = false
-	}
-	for t, row := range todo {
-		c := certs[t]
-		if math.IsNaN(c.Margin) {
-			return fmt.Errorf("method %s: sample %d: margin is NaN", name, samples[row].Index)
-		}
-		samples[row].Certified[name] = c.Certified
-		if !math.IsInf(c.Margin, 0) {
-			if samples[row].Margins == nil {
-				samples[row].Margins = map[string]float64{}
-			}
-			samples[row].Margins[name] = c.Margin
-		}
-	}
-	return nil
+	return certs, nil
 }
 
 // progressEvery spaces progress lines about a tenth of a stage apart.

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
 )
 
 // PerSampleMax is the largest run for which WriteTables shows the per-sample table
@@ -50,8 +52,8 @@ func (r *Report) WriteSampleTable(w io.Writer) error {
 		header = append(header, "FALSIFIED")
 	}
 
-	t := tablewriter.NewTable(w)
-	t.Header(header...)
+	t := newTable(w)
+	t.Header(upper(header)...)
 	for i := range r.Samples {
 		s := &r.Samples[i]
 		row := []string{strconv.Itoa(s.Index), strconv.Itoa(s.Label), strconv.Itoa(s.Predicted), yesNo(s.Correct())}
@@ -171,8 +173,8 @@ func (r *Report) WriteSummaryTable(w io.Writer) error {
 		}
 	}
 
-	t := tablewriter.NewTable(w)
-	t.Header("metric", "value")
+	t := newTable(w)
+	t.Header("METRIC", "VALUE")
 	for _, row := range rows {
 		if err := t.Append(row); err != nil {
 			return fmt.Errorf("summary table: %w", err)
@@ -182,4 +184,20 @@ func (r *Report) WriteSummaryTable(w io.Writer) error {
 		return fmt.Errorf("summary table: %w", err)
 	}
 	return nil
+}
+
+// newTable is a tablewriter table whose headers are printed as given: its automatic
+// title-casing turns "alpha-crown" into "ALPHA - CROWN".
+func newTable(w io.Writer) *tablewriter.Table {
+	return tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
+}
+
+// upper upper-cases table headers, as tablewriter's auto-format would, keeping the
+// method names' hyphens.
+func upper(cells []any) []any {
+	out := make([]any, len(cells))
+	for i, c := range cells {
+		out[i] = strings.ToUpper(fmt.Sprint(c))
+	}
+	return out
 }

@@ -69,6 +69,7 @@ type options struct {
 	methods, attacks []string
 	domain           pipeline.Domain
 	perSample, quiet bool
+	soundFP          bool
 }
 
 const usageHead = `usage: certify [flags] MODEL.onnx
@@ -86,6 +87,16 @@ Samples are fed to the model in its input shape. If the data's per-sample shape
 differs but holds as many values, it is reshaped only when that is unambiguous: the
 shapes differ by size-1 dimensions only, or one side is flat and the other a
 single-channel image ([784] for [1,28,28]).
+
+Certification methods (--methods):
+  ibp          interval bound propagation (cheapest, loosest)
+  crown        CROWN, backward linear relaxation (tighter, slower)
+  alpha-crown  CROWN with optimised ReLU slopes (tightest, slowest)
+They bound the network over a box. With --norm linf the box is the region itself;
+with --norm l2 it is the smallest box containing the L2 ball (every coordinate
+within --radius): still sound, since the box holds the ball, but much looser, as
+the box is far larger than the ball. --sound-fp also bounds float64 rounding.
+A sample counts as certified only if it is classified correctly.
 
 Exit status: 0 success, 2 bad usage, 1 other errors, including falsified
 certificates (a method certified a sample that an attack broke: a soundness bug).
@@ -108,6 +119,7 @@ func newFlags(o *options, domain, methodList, attackList, norm *string) *pflag.F
 	fs.StringVar(methodList, "methods", none, "certification methods, comma separated, or none; valid: "+strings.Join(stageNames(methods()), ", "))
 	fs.StringVar(attackList, "attacks", none, "attacks, comma separated, or none; valid: "+strings.Join(stageNames(attacks()), ", "))
 	fs.StringVar(domain, "domain", "0,1", "data domain `lo,hi`: every input value lies in it")
+	fs.BoolVar(&o.soundFP, "sound-fp", false, "bound methods: widen every bound by float64 rounding error, so certificates also hold for the float evaluation of the network")
 	fs.BoolVar(&o.perSample, "per-sample", false, "print the per-sample table however many samples (always for n <= 20)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
 	return fs
@@ -264,7 +276,7 @@ func evaluate(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	logf("model %s: input %s, %d classes, sha256 %s", o.model, fmtShape(append([]int{-1}, inShape...)), classes, hex.EncodeToString(sum[:])[:12])
 	logf("data %s: %s, using the first %d; labels %s", o.data, fmtShape(append([]int{rows}, sample...)), n, o.labels)
 
-	so := stageOptions{Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed}
+	so := stageOptions{Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP}
 	cfg := pipeline.Config{
 		Model: g, X: x, Labels: labels[:n],
 		Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed,

@@ -133,7 +133,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--domain", "0", "m.onnx"}, "want two numbers lo,hi"},
 		{[]string{"--domain", "0,x", "m.onnx"}, `"x" is not a number`},
 		{[]string{"--domain", "0,inf", "m.onnx"}, "must be finite"},
-		{[]string{"--methods", "ibp", "m.onnx"}, `--methods: unknown method "ibp" (valid: none)`},
+		{[]string{"--methods", "lp", "m.onnx"}, `--methods: unknown method "lp" (valid: none, alpha-crown, crown, ibp)`},
 		{[]string{"--methods", "", "m.onnx"}, "empty method name"},
 		{[]string{"--attacks", "pgd", "m.onnx"}, `--attacks: unknown attack "pgd" (valid: none)`},
 		{[]string{"--data", "x.npy", "m.onnx"}, "--data and --labels go together"},

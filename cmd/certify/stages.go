@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/certify-dev/certify/pipeline"
+	"github.com/certify-dev/certify/verify"
 )
 
 // stageOptions is what a certification method or attack is built from.
@@ -14,13 +15,24 @@ type stageOptions struct {
 	Norm   pipeline.Norm
 	Domain pipeline.Domain
 	Seed   int64
+	// SoundFP makes the bound methods account for float64 rounding.
+	SoundFP bool
 }
 
 // methods lists the certification methods --methods accepts, by name. A function,
-// not a package variable, so nothing global can be mutated. Later issues add
-// entries such as "ibp": func(o stageOptions) pipeline.Method { ... }.
+// not a package variable, so nothing global can be mutated.
 func methods() map[string]func(stageOptions) pipeline.Method {
-	return map[string]func(stageOptions) pipeline.Method{}
+	return map[string]func(stageOptions) pipeline.Method{
+		"ibp": func(o stageOptions) pipeline.Method {
+			return verifierMethod{verify.IBP{SoundFP: o.SoundFP}}
+		},
+		"crown": func(o stageOptions) pipeline.Method {
+			return verifierMethod{verify.CROWN{SoundFP: o.SoundFP}}
+		},
+		"alpha-crown": func(o stageOptions) pipeline.Method {
+			return verifierMethod{verify.AlphaCROWN{SoundFP: o.SoundFP}}
+		},
+	}
 }
 
 // attacks lists the attacks --attacks accepts, by name.

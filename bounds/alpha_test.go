@@ -1,0 +1,138 @@
+package bounds
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestAlphaGradient compares alphaGrads with finite differences of the bound: the
+// bound is piecewise linear in each slope, so a small step inside a piece gives
+// the derivative exactly (up to rounding).
+func TestAlphaGradient(t *testing.T) {
+	for _, name := range []string{"mlp-relu", "residual", "cnn-bn-maxpool", "mlp-mixed"} {
+		var tn testNet
+		for _, c := range testNets(5) {
+			if c.name == name {
+				tn = c
+			}
+		}
+		r := rand.New(rand.NewPCG(5, 6))
+		box, _ := randomBoxes(r, 3, tn.in)
+		e, err := newEngine(tn.g, box, Options{}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs := randomSpecs(r, 3, 2, e.per(e.plan.output))
+		rows := maxRows(specs)
+		path := e.plan.ancestors(e.plan.output)
+		var relus []int
+		for _, k := range path {
+			if l, ok := e.layers[k].(*reluLayer); ok && l.unstable() {
+				relus = append(relus, k)
+			}
+		}
+		if len(relus) == 0 {
+			t.Fatalf("%s: no unstable ReLU", name)
+		}
+		st := e.newAlphaState(relus, 0, e.n, rows)
+		for k, a := range st.alpha {
+			l := e.layers[k].(*reluLayer)
+			for i := range a {
+				if l.icpt[(i/(rows*l.s))*l.s+i%l.s] > 0 && r.IntN(4) != 0 {
+					a[i] = 0.05 + 0.9*r.Float64() // unstable: anywhere in (0, 1)
+				}
+			}
+		}
+		bound := func() ([]float64, *pass) {
+			p, a0 := e.specPass(specs, 0, e.n, rows)
+			p.alpha, p.keep = st.alpha, map[int][]float64{}
+			lower, err := p.run(e.plan.output, a0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lower, p
+		}
+		base, p := bound()
+		grads, err := e.alphaGrads(p, path, relus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, k := range relus {
+			l := e.layers[k].(*reluLayer)
+			for q, gr := range grads[k] {
+				if gr == 0 && r.IntN(20) != 0 {
+					continue
+				}
+				row := q / l.s
+				const h = 1e-7
+				old := st.alpha[k][q]
+				st.alpha[k][q] = old - h
+				lo, _ := bound()
+				st.alpha[k][q] = old + h
+				hi, _ := bound()
+				st.alpha[k][q] = old
+				fd := (hi[row] - lo[row]) / (2 * h)
+				left, right := (base[row]-lo[row])/h, (hi[row]-base[row])/h
+				if math.Abs(left-right) > 1e-4*(1+math.Abs(fd)) {
+					continue // a kink of the piecewise-linear bound at this α
+				}
+				if math.Abs(fd-gr) > 1e-5*(1+math.Abs(gr)) {
+					t.Errorf("%s: ∂bound[%d]/∂α[%d][%d] = %v, finite difference %v (bound %v)", name, row, k, q, gr, fd, base[row])
+				}
+				checked++
+			}
+		}
+		if checked < 5 {
+			t.Errorf("%s: only %d derivatives checked", name, checked)
+		}
+	}
+}
+
+// TestAlphaImproves: on the random ReLU nets alpha-CROWN strictly improves some
+// rows over CROWN, and more iterations never make a row worse than fewer
+// (the best iterate is kept and the first iterate is CROWN).
+func TestAlphaImproves(t *testing.T) {
+	improved, rows := 0, 0
+	for _, tn := range testNets(7) {
+		if tn.name != "mlp-relu" && tn.name != "residual" && tn.name != "cnn-bn-maxpool" {
+			continue
+		}
+		r := rand.New(rand.NewPCG(7, 8))
+		box, _ := randomBoxes(r, 6, tn.in)
+		y, err := IBP(tn.g, box, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := y[tn.g.Outputs[0].Name]
+		specs := randomSpecs(r, 6, 3, out.Lo.Len()/out.Lo.Batch())
+		crown, err := CROWN(tn.g, box, specs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		few, err := AlphaCROWN(tn.g, box, specs, AlphaOptions{Iterations: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		many, err := AlphaCROWN(tn.g, box, specs, AlphaOptions{Iterations: 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range specs {
+			for q := range specs[i].C {
+				rows++
+				if many.Lower[i][q] > crown.Lower[i][q]+1e-9 {
+					improved++
+				}
+				if many.Lower[i][q] < few.Lower[i][q] {
+					t.Errorf("%s sample %d row %d: 40 iterations %v < 5 iterations %v", tn.name, i, q, many.Lower[i][q], few.Lower[i][q])
+				}
+			}
+		}
+	}
+	t.Logf("alpha-CROWN above CROWN on %d of %d rows", improved, rows)
+	if improved == 0 {
+		t.Error("alpha-CROWN never improved on CROWN")
+	}
+}

@@ -1,0 +1,119 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/certify-dev/certify/nets"
+)
+
+// BatchMethod is a Method whose cost is per batch of samples rather than per
+// sample: CROWN's backward pass, say, is one product of matrices for all samples at
+// once. The pipeline then hands it the correctly classified samples MethodBatch at a
+// time instead of one by one.
+//
+// CertifyBatch must be safe for concurrent use (several batches run at once), and
+// a sample's certificate must not depend on the other samples of its batch (beyond
+// rounding in the last bits of the margin): which samples share a batch depends on
+// the clean pass and on Config.MethodBatch. The batches themselves are fixed by
+// those two alone, never by timing or the number of workers, so the same run gives
+// the same report bit for bit.
+type BatchMethod interface {
+	Method
+	// CertifyBatch returns one certificate per query, in order.
+	CertifyBatch(ctx context.Context, model nets.Classifier, qs []Query) ([]Certificate, error)
+}
+
+// DefaultMethodBatch is the batch size of a BatchMethod when Config.MethodBatch is 0.
+const DefaultMethodBatch = 32
+
+// certifyBatches certifies the rows todo with m in consecutive batches of
+// cfg.MethodBatch rows, Workers batches at once, and returns the certificates in
+// the order of todo. The batches are fixed by todo and MethodBatch alone, never by
+// timing or the number of workers.
+func certifyBatches(ctx context.Context, cfg Config, m BatchMethod, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
+	name := m.Name()
+	size := cfg.MethodBatch
+	if size <= 0 {
+		size = DefaultMethodBatch
+	}
+	var batches [][2]int
+	for lo := 0; lo < len(todo); lo += size {
+		batches = append(batches, [2]int{lo, min(lo+size, len(todo))})
+	}
+	certs := make([]Certificate, len(todo))
+	errs := make([]error, len(batches))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for w := 0; w < min(workers, len(batches)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range next {
+				lo, hi := batches[b][0], batches[b][1]
+				qs := make([]Query, hi-lo)
+				for t := lo; t < hi; t++ {
+					qs[t-lo] = query(cfg, samples, todo[t])
+				}
+				got, err := m.CertifyBatch(ctx, cfg.Model, qs)
+				if err == nil && len(got) != len(qs) {
+					err = fmt.Errorf("%d certificates for %d samples", len(got), len(qs))
+				}
+				if err != nil {
+					which := fmt.Sprintf("samples %d..%d", qs[0].Index, qs[len(qs)-1].Index)
+					if len(qs) == 1 {
+						which = fmt.Sprintf("sample %d", qs[0].Index)
+					}
+					errs[b] = fmt.Errorf("method %s: %s: %w", name, which, err)
+					cancel()
+					continue
+				}
+				copy(certs[lo:hi], got)
+				mu.Lock()
+				before := done
+				done += hi - lo
+				if every := progressEvery(len(todo)); done/every > before/every && done < len(todo) {
+					pr.printf("%s: %d/%d", name, done, len(todo))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for b := range batches {
+		select {
+		case next <- b:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	// Report the error of the first failing batch, or the caller's cancellation.
+	// A batch that failed only because another one cancelled the rest is skipped
+	// in favour of the error that caused it.
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return certs, nil
+}
