@@ -59,4 +59,10 @@ type Options struct {
 	// operation, so a bound holds for the real-number network and for its float
 	// evaluation alike.
 	SoundFP bool
+	// PlainCROWN is an ablation for comparison only, never used by a verifier: CROWN
+	// as first published (Zhang et al. 2018), whose pre-activation bounds are CROWN's
+	// own, not intersected with IBP's, and whose final bound is not max'ed with
+	// SpecIBP's. Zhang et al. (ICLR 2020) show it can be looser than IBP on
+	// IBP-trained networks; TestPlainCROWNLooserThanIBP shows it here.
+	PlainCROWN bool
 }

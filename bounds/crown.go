@@ -59,7 +59,9 @@ func CROWN(g *nets.Graph, in Box, specs []Spec, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxInto(lower, ibp.Lower)
+	if !opt.PlainCROWN {
+		maxInto(lower, ibp.Lower)
+	}
 	return &Result{Lower: lower, Nodes: e.boxes}, nil
 }
 
@@ -232,7 +234,7 @@ func (e *engine) refine(v string) error {
 	for n := range lists {
 		for j := 0; j < s; j++ {
 			lo, hi := box.Lo.Data[n*s+j], box.Hi.Data[n*s+j]
-			if (relu && lo < 0 && hi > 0) || (other && lo < hi) {
+			if (relu && lo < 0 && hi > 0) || (other && lo < hi) || (e.opt.PlainCROWN && lo < hi) {
 				lists[n] = append(lists[n], int32(j))
 			}
 		}
@@ -317,10 +319,18 @@ func (e *engine) refine(v string) error {
 			for q := 0; q < block && jb.b0+q < len(list); q++ {
 				// Comparisons skip a NaN (from an overflow): the IBP end stays.
 				g := n*s + int(list[jb.b0+q])
-				if l := lower[i*r+2*q]; l > lo.Data[g] {
+				l, h := lower[i*r+2*q], -lower[i*r+2*q+1]
+				if e.opt.PlainCROWN {
+					// The ablation replaces IBP's bounds instead of intersecting.
+					if !math.IsNaN(l) && !math.IsNaN(h) {
+						lo.Data[g], hi.Data[g] = l, h
+					}
+					continue
+				}
+				if l > lo.Data[g] {
 					lo.Data[g] = l
 				}
-				if h := -lower[i*r+2*q+1]; h < hi.Data[g] {
+				if h < hi.Data[g] {
 					hi.Data[g] = h
 				}
 			}
