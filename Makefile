@@ -36,10 +36,10 @@ test: deps vet
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 bench:
-	$(GO) test -run XXX -bench . -benchtime 2s ./nets/
+	$(GO) test -run XXX -bench . -benchtime 2s ./nets/ ./bounds/ ./attacks/
 
 demo: build
-	./bin/certify --radius 0.1 -n 100 testdata/mnist_mlp.onnx
+	./bin/certify --radius 0.02 -n 100 --methods ibp,crown,alpha-crown --attacks default testdata/mnist_mlp.onnx
 
 # models re-trains the shipped models reproducibly (same seed, same bytes).
 models:

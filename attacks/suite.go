@@ -207,7 +207,7 @@ func registry() []suiteEntry {
 			a.Queries = or(o.Queries, a.Queries)
 			return a, nil
 		}},
-		{"transfer", normsLInfL2, "PGD examples crafted on a surrogate model (Options.Surrogate, --surrogate), then tried on the target", func(b Budget, s uint64, o Options) (Detailed, error) {
+		{"transfer", normsLInfL2, "PGD examples crafted on a surrogate model (--surrogate), then tried on the target", func(b Budget, s uint64, o Options) (Detailed, error) {
 			if o.Surrogate == nil {
 				return nil, errors.New("transfer needs a surrogate model to craft on (--surrogate FILE.onnx)")
 			}

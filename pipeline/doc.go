@@ -6,7 +6,9 @@
 //   - the clean pass: one batched forward pass, giving each sample's prediction;
 //   - certification methods (Method): prove that no input in the region around a
 //     correctly classified sample changes its class (IBP, CROWN, LP, ...);
-//   - attacks (Attack): search the same region for an input that does;
+//   - attacks (Attack): search the same region for an input that does; audit
+//     attacks (Config.Audit), stronger and costlier, only around the samples some
+//     method certified;
 //   - the soundness audit: a sample certified by a method and attacked successfully
 //     is a falsified certificate, i.e. a bug in that method. It is counted, named per
 //     sample and never hidden.

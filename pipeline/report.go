@@ -65,4 +65,9 @@ type Summary struct {
 	FalsifiedCertificates *int `json:"falsified_certificates,omitempty"`
 	// Seconds is the wall time per stage: "clean", then one per method and attack.
 	Seconds map[string]float64 `json:"seconds"`
+	// Warnings are reasons to distrust the empirical accuracy (the attacks' sanity
+	// checks: gradients zero or masked, a randomised model, probabilities instead of
+	// logits), one message each; absent when there are none. The pipeline keeps
+	// what its caller puts here.
+	Warnings []string `json:"warnings,omitempty"`
 }

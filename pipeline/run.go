@@ -32,6 +32,11 @@ type Config struct {
 
 	Methods []Method
 	Attacks []Attack
+	// Audit attacks run after Attacks, only on the samples that some method
+	// certified: the stronger (costlier) attacks that look for a verifier bug where
+	// it would hide. They are reported like Attacks (attacks.<name>, present on the
+	// samples they ran on) and count for the empirical accuracy.
+	Audit []Attack
 
 	// Workers bounds how many samples (for a BatchMethod: batches) are certified at
 	// once; 0 means GOMAXPROCS.
@@ -112,17 +117,33 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		pr.printf("%s: %d/%d certified (%.2fs)", m.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Certified[m.Name()] }), n, rep.Summary.Seconds[m.Name()])
 	}
 
-	for _, a := range cfg.Attacks {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	// certified: the rows the audit attacks run on.
+	var certified []int
+	for _, row := range todo {
+		for _, ok := range rep.Samples[row].Certified {
+			if ok {
+				certified = append(certified, row)
+				break
+			}
 		}
-		start := time.Now()
-		if err := runAttack(ctx, cfg, a, rep.Samples, todo); err != nil {
-			return nil, err
+	}
+	stages := []struct {
+		attacks []Attack
+		rows    []int
+	}{{cfg.Attacks, todo}, {cfg.Audit, certified}}
+	for _, st := range stages {
+		for _, a := range st.attacks {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			start := time.Now()
+			if err := runAttack(ctx, cfg, a, rep.Samples, st.rows); err != nil {
+				return nil, err
+			}
+			rep.Attacks = append(rep.Attacks, a.Name())
+			rep.Summary.Seconds[a.Name()] = time.Since(start).Seconds()
+			pr.printf("%s: %d/%d adversarial examples found (%.2fs)", a.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Attacks[a.Name()] }), len(st.rows), rep.Summary.Seconds[a.Name()])
 		}
-		rep.Attacks = append(rep.Attacks, a.Name())
-		rep.Summary.Seconds[a.Name()] = time.Since(start).Seconds()
-		pr.printf("%s: %d/%d adversarial examples found (%.2fs)", a.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Attacks[a.Name()] }), len(todo), rep.Summary.Seconds[a.Name()])
 	}
 
 	sort.SliceStable(rep.Samples, func(i, j int) bool { return rep.Samples[i].Index < rep.Samples[j].Index })
@@ -182,7 +203,7 @@ func (cfg *Config) validate() error {
 			return err
 		}
 	}
-	for i, a := range cfg.Attacks {
+	for i, a := range append(append([]Attack(nil), cfg.Attacks...), cfg.Audit...) {
 		if a == nil {
 			return fmt.Errorf("attack %d is nil", i)
 		}

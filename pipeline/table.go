@@ -14,22 +14,80 @@ import (
 // unless asked to.
 const PerSampleMax = 20
 
+// TableOptions say how WriteTablesWith renders a report.
+type TableOptions struct {
+	// PerSample shows the per-sample table however many samples (it is always
+	// shown for at most PerSampleMax).
+	PerSample bool
+	// Color paints the rows of falsified certificates, and the summary's count of
+	// them, red with ANSI escapes (for terminals), and the warnings yellow. Without
+	// it they are marked in words only: the FALSIFIED column, "UNSOUND METHOD",
+	// "warning:".
+	Color bool
+}
+
+// ANSI escapes of TableOptions.Color.
+const (
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiReset  = "\x1b[0m"
+)
+
 // WriteTables renders the report for a terminal: the per-sample table when perSample
-// is set or the run has at most PerSampleMax samples, then the summary table.
+// is set or the run has at most PerSampleMax samples, then the summary table. It is
+// WriteTablesWith without colour.
 func (r *Report) WriteTables(w io.Writer, perSample bool) error {
-	if perSample || len(r.Samples) <= PerSampleMax {
-		if err := r.WriteSampleTable(w); err != nil {
+	return r.WriteTablesWith(w, TableOptions{PerSample: perSample})
+}
+
+// WriteTablesWith renders the report: the per-sample table (when o.PerSample is set
+// or the run has at most PerSampleMax samples; otherwise, if some certificates were
+// falsified, the table of those samples alone, so that they are never hidden), the
+// summary table, then the warnings, one line each.
+func (r *Report) WriteTablesWith(w io.Writer, o TableOptions) error {
+	var falsified []Sample
+	for _, s := range r.Samples {
+		if len(s.Falsified) > 0 {
+			falsified = append(falsified, s)
+		}
+	}
+	switch {
+	case o.PerSample || len(r.Samples) <= PerSampleMax:
+		if err := r.writeSampleTable(w, r.Samples, o.Color); err != nil {
+			return err
+		}
+	case len(falsified) > 0:
+		fmt.Fprintf(w, "falsified certificates, %d samples:\n", len(falsified))
+		if err := r.writeSampleTable(w, falsified, o.Color); err != nil {
 			return err
 		}
 	}
-	return r.WriteSummaryTable(w)
+	if err := r.writeSummaryTable(w, o.Color); err != nil {
+		return err
+	}
+	for _, msg := range r.Summary.Warnings {
+		line := "warning: " + msg
+		if o.Color {
+			line = ansiYellow + line + ansiReset
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteSampleTable renders one row per sample: index, label, prediction, whether it
 // is correct, then one column per method ("yes"/"no" and the margin), per attack
-// ("found" when it found an adversarial example, "failed" otherwise) and for
-// smoothing. "-" marks a stage that did not run on the sample (misclassified).
+// ("found" when it found an adversarial example, "failed" otherwise, "-" when it did
+// not run on the sample: misclassified, or an audit attack on an uncertified
+// sample) and for smoothing, and, when some certificate was falsified, a FALSIFIED
+// column naming the unsound methods.
 func (r *Report) WriteSampleTable(w io.Writer) error {
+	return r.writeSampleTable(w, r.Samples, false)
+}
+
+func (r *Report) writeSampleTable(w io.Writer, samples []Sample, color bool) error {
 	header := []any{"index", "label", "predicted", "correct"}
 	for _, m := range r.Methods {
 		header = append(header, m)
@@ -38,15 +96,15 @@ func (r *Report) WriteSampleTable(w io.Writer) error {
 		header = append(header, a)
 	}
 	smoothing := false
-	for i := range r.Samples {
-		smoothing = smoothing || r.Samples[i].Smoothing != nil
+	for i := range samples {
+		smoothing = smoothing || samples[i].Smoothing != nil
 	}
 	if smoothing {
 		header = append(header, "smoothing")
 	}
 	falsified := false
-	for i := range r.Samples {
-		falsified = falsified || len(r.Samples[i].Falsified) > 0
+	for i := range samples {
+		falsified = falsified || len(samples[i].Falsified) > 0
 	}
 	if falsified {
 		header = append(header, "FALSIFIED")
@@ -54,8 +112,8 @@ func (r *Report) WriteSampleTable(w io.Writer) error {
 
 	t := newTable(w)
 	t.Header(upper(header)...)
-	for i := range r.Samples {
-		s := &r.Samples[i]
+	for i := range samples {
+		s := &samples[i]
 		row := []string{strconv.Itoa(s.Index), strconv.Itoa(s.Label), strconv.Itoa(s.Predicted), yesNo(s.Correct())}
 		for _, m := range r.Methods {
 			row = append(row, methodCell(s, m))
@@ -74,14 +132,12 @@ func (r *Report) WriteSampleTable(w io.Writer) error {
 			row = append(row, smoothingCell(s.Smoothing))
 		}
 		if falsified {
-			cell := ""
-			for j, m := range s.Falsified {
-				if j > 0 {
-					cell += ","
-				}
-				cell += m
+			row = append(row, strings.Join(s.Falsified, ","))
+		}
+		if color && len(s.Falsified) > 0 {
+			for j := range row {
+				row[j] = ansiRed + row[j] + ansiReset
 			}
-			row = append(row, cell)
 		}
 		if err := t.Append(row); err != nil {
 			return fmt.Errorf("per-sample table: %w", err)
@@ -127,6 +183,10 @@ func smoothingCell(sm *Smoothing) string {
 // clean, certified (per method) and empirical accuracy with counts, adversarial
 // examples found per attack, falsified certificates, and the seconds per stage.
 func (r *Report) WriteSummaryTable(w io.Writer) error {
+	return r.writeSummaryTable(w, false)
+}
+
+func (r *Report) writeSummaryTable(w io.Writer, color bool) error {
 	s := &r.Summary
 	n := len(r.Samples)
 	count := func(f func(*Sample) bool) int { return countTrue(r.Samples, f) }
@@ -161,10 +221,14 @@ func (r *Report) WriteSummaryTable(w io.Writer) error {
 	}
 	if s.FalsifiedCertificates != nil {
 		v := strconv.Itoa(*s.FalsifiedCertificates)
+		row := []string{"falsified certificates", v}
 		if *s.FalsifiedCertificates > 0 {
-			v += "  UNSOUND METHOD"
+			row[1] += "  UNSOUND METHOD"
+			if color {
+				row = []string{ansiRed + row[0] + ansiReset, ansiRed + row[1] + ansiReset}
+			}
 		}
-		rows = append(rows, []string{"falsified certificates", v})
+		rows = append(rows, row)
 	}
 	stages := append(append([]string{cleanStage}, r.Methods...), r.Attacks...)
 	for _, st := range stages {

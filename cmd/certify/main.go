@@ -5,14 +5,12 @@
 //	certify --radius 0.25 model.onnx
 //
 // Progress goes to stderr, tables to stdout, the full per-sample report to --json.
-// Exit status: 0 success, 2 bad usage, 1 any other error, including a falsified
-// certificate (a method certified a sample that an attack then broke).
+// Exit status: 0 success, 3 falsified certificates (a method certified a sample
+// that an attack then broke: a soundness bug), 2 bad usage, 1 any other error.
 package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,12 +18,12 @@ import (
 	"math"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
-	"github.com/certify-dev/certify/nets"
+	"github.com/certify-dev/certify/attacks"
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/pipeline"
 )
 
@@ -43,10 +41,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // Exit codes.
 const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitFalsified = 3
 )
+
+// falsifiedError ends a run that found falsified certificates (exit 3), after the
+// report was written.
+type falsifiedError struct{ n int }
+
+func (e falsifiedError) Error() string {
+	return fmt.Sprintf("%d falsified certificates: a certification method proved samples robust that an attack then broke; it is unsound (see samples[].falsified in the report)", e.n)
+}
 
 // usageError marks errors in the command line (exit 2).
 type usageError struct{ msg string }
@@ -70,17 +77,22 @@ type options struct {
 	domain           pipeline.Domain
 	perSample, quiet bool
 	soundFP          bool
+	attackOpts       attacks.Options // Surrogate is loaded by evaluate
+	surrogate        string
+	auditEffort      int
 }
 
-const usageHead = `usage: certify [flags] MODEL.onnx
+// usageHead is the help text above the flags.
+func usageHead() string {
+	return `usage: certify [flags] MODEL.onnx
 
 Evaluates the classifier MODEL.onnx on the first --count samples of --data: clean
 accuracy, then each certification method and attack within the --norm ball of
 --radius around every sample, clipped to --domain. Tables go to stdout, progress to
 stderr, the per-sample report to --json.
 
-Without --data and --labels, ` + defaultData + ` and
-` + defaultLabels + ` are looked for in the working directory and its
+Without --data and --labels, ` + cli.DefaultData + ` and
+` + cli.DefaultLabels + ` are looked for in the working directory and its
 parents, then beside the executable.
 
 Samples are fed to the model in its input shape. If the data's per-sample shape
@@ -98,26 +110,48 @@ within --radius): still sound, since the box holds the ball, but much looser, as
 the box is far larger than the ball. --sound-fp also bounds float64 rounding.
 A sample counts as certified only if it is classified correctly.
 
-Exit status: 0 success, 2 bad usage, 1 other errors, including falsified
-certificates (a method certified a sample that an attack broke: a soundness bug).
+Attacks (--attacks) search the same region for a misclassified input; a sample is
+empirically robust if it is classified correctly and every attack failed. "default"
+is the strong suite: ` + strings.Join(attacks.DefaultSuite(), ", ") + ` (square with 5000 queries, pgd
+with 5 restarts). --pgd-steps, --pgd-step, --restarts and --queries override the
+knobs of every attack that has them (0 keeps the literature defaults). The attacks,
+with the norms they support:
+` + attackHelp() + `
+The audit: a sample certified by a method and broken by an attack is a falsified
+certificate, a bug in that method: listed in samples[].falsified, shown in the
+tables (red on a terminal) and counted in summary.falsified_certificates, and the
+exit status is 3. --audit-effort K > 1 also runs, on every certified sample,
+audit-pgd (PGD with K times the steps and restarts) and audit-square (Square with
+K times the queries). The attacks' sanity checks (zero or masked gradients,
+randomness, probabilities instead of logits) go to summary.warnings.
+
+Exit status: 0 success, 3 falsified certificates (a method certified a sample that
+an attack broke: a soundness bug), 2 bad usage, 1 other errors.
 
 flags:
 `
+}
 
 // newFlags defines the flags on a fresh set, bound to o.
-func newFlags(o *options, domain, methodList, attackList, norm *string) *pflag.FlagSet {
+func newFlags(o *options, known methodSet, domain, methodList, attackList, norm *string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("certify", pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.SetOutput(io.Discard) // errors are reported by runContext
-	fs.StringVar(&o.data, "data", "", "samples, .npy [N, ...sample shape] (default "+defaultData+")")
-	fs.StringVar(&o.labels, "labels", "", "labels, .npy [N] of class indices (default "+defaultLabels+")")
+	fs.StringVar(&o.data, "data", "", "samples, .npy [N, ...sample shape] (default "+cli.DefaultData+")")
+	fs.StringVar(&o.labels, "labels", "", "labels, .npy [N] of class indices (default "+cli.DefaultLabels+")")
 	fs.IntVarP(&o.count, "count", "n", 100, "evaluate the first `n` samples (capped at the data size)")
 	fs.Float64Var(&o.radius, "radius", 0.1, "perturbation radius `r` >= 0")
 	fs.StringVar(norm, "norm", string(pipeline.LInf), "perturbation norm: linf or l2")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of every random choice")
 	fs.StringVar(&o.jsonPath, "json", "", "write the report as JSON to `file` (- for stdout, instead of the tables)")
-	fs.StringVar(methodList, "methods", none, "certification methods, comma separated, or none; valid: "+strings.Join(stageNames(methods()), ", "))
-	fs.StringVar(attackList, "attacks", none, "attacks, comma separated, or none; valid: "+strings.Join(stageNames(attacks()), ", "))
+	fs.StringVar(methodList, "methods", none, "certification methods, comma separated, or none; valid: "+strings.Join(stageNames(known), ", "))
+	fs.StringVar(attackList, "attacks", none, "attacks, comma separated, default (the strong suite) or none; valid: "+strings.Join(stageNames(attackNames()), ", "))
+	fs.IntVar(&o.attackOpts.Steps, "pgd-steps", 0, "iterations of pgd and the other iterative attacks (0: each attack's default, pgd 40)")
+	fs.Float64Var(&o.attackOpts.Step, "pgd-step", 0, "step size of pgd, bim and mifgsm, in input units (0: default, pgd 0.01 for linf)")
+	fs.IntVar(&o.attackOpts.Restarts, "restarts", 0, "random restarts of pgd, apgd-ce, apgd-dlr, apgd-t (0: default, 1; pgd of the default suite 5)")
+	fs.IntVar(&o.attackOpts.Queries, "queries", 0, "queries per sample of the black-box attacks (0: default, square 5000, others 10000)")
+	fs.StringVar(&o.surrogate, "surrogate", "", "transfer attack: the `FILE.onnx` model its examples are crafted on")
+	fs.IntVar(&o.auditEffort, "audit-effort", 1, "`K` > 1: also attack every certified sample with K× the pgd steps and restarts (audit-pgd) and K× the square queries (audit-square)")
 	fs.StringVar(domain, "domain", "0,1", "data domain `lo,hi`: every input value lies in it")
 	fs.BoolVar(&o.soundFP, "sound-fp", false, "bound methods: widen every bound by float64 rounding error, so certificates also hold for the float evaluation of the network")
 	fs.BoolVar(&o.perSample, "per-sample", false, "print the per-sample table however many samples (always for n <= 20)")
@@ -127,13 +161,13 @@ func newFlags(o *options, domain, methodList, attackList, norm *string) *pflag.F
 
 // parseArgs parses the command line into options. It returns pflag.ErrHelp for
 // -h/--help and a usageError for anything wrong.
-func parseArgs(args []string, stdout io.Writer) (options, error) {
+func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error) {
 	var o options
 	var domain, methodList, attackList, norm string
-	fs := newFlags(&o, &domain, &methodList, &attackList, &norm)
+	fs := newFlags(&o, known, &domain, &methodList, &attackList, &norm)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprint(stdout, usageHead+fs.FlagUsages())
+			fmt.Fprint(stdout, usageHead()+fs.FlagUsages())
 			return o, err
 		}
 		return o, usageError{err.Error()}
@@ -162,35 +196,36 @@ func parseArgs(args []string, stdout io.Writer) (options, error) {
 	if (o.data == "") != (o.labels == "") {
 		return o, usagef("--data and --labels go together: give both or neither")
 	}
-	if o.methods, err = parseStages("method", methodList, methods()); err != nil {
+	if o.methods, err = parseStages("method", methodList, known); err != nil {
 		return o, usagef("--methods: %v", err)
 	}
-	if o.attacks, err = parseStages("attack", attackList, attacks()); err != nil {
+	if o.attacks, err = parseStages("attack", attackList, attackNames()); err != nil {
 		return o, usagef("--attacks: %v", err)
+	}
+	if err := checkAttackFlags(o); err != nil {
+		return o, err
 	}
 	return o, nil
 }
 
 // parseDomain parses "lo,hi" with finite lo < hi.
 func parseDomain(s string) (pipeline.Domain, error) {
-	parts := strings.Split(s, ",")
-	if len(parts) != 2 {
-		return pipeline.Domain{}, fmt.Errorf("want two numbers lo,hi")
+	lo, hi, err := cli.ParseDomain(s)
+	if err != nil {
+		return pipeline.Domain{}, err
 	}
-	var v [2]float64
-	for i, p := range parts {
-		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil {
-			return pipeline.Domain{}, fmt.Errorf("%q is not a number", p)
-		}
-		v[i] = f
-	}
-	d := pipeline.Domain{Lo: v[0], Hi: v[1]}
+	d := pipeline.Domain{Lo: lo, Hi: hi}
 	return d, d.Validate()
 }
 
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseArgs(args, stdout)
+	return runWith(ctx, args, stdout, stderr, methods())
+}
+
+// runWith is runContext with the certification methods known by name: methods(),
+// or, in tests, that set plus fakes.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known methodSet) int {
+	o, err := parseArgs(args, stdout, known)
 	if errors.Is(err, pflag.ErrHelp) {
 		return exitOK
 	}
@@ -198,98 +233,43 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "certify: %v\nRun 'certify --help' for usage.\n", err)
 		return exitUsage
 	}
-	if err := evaluate(ctx, o, stdout, stderr); err != nil {
+	if err := evaluate(ctx, o, known, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "certify: %v\n", err)
+		if errors.As(err, new(falsifiedError)) {
+			return exitFalsified
+		}
 		return exitError
 	}
 	return exitOK
 }
 
 // evaluate loads the model and data, runs the pipeline and writes the results.
-func evaluate(ctx context.Context, o options, stdout, stderr io.Writer) error {
+func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io.Writer) error {
 	logf := func(format string, args ...any) {
 		if !o.quiet {
 			fmt.Fprintf(stderr, format+"\n", args...)
 		}
 	}
-
-	raw, err := os.ReadFile(o.model)
-	if err != nil {
-		return fmt.Errorf("load model: %w", err)
-	}
-	sum := sha256.Sum256(raw)
-	g, err := nets.DecodeONNX(raw, o.model)
-	if err != nil {
-		return err // "load MODEL: ..."
-	}
-	inShape, err := g.InputShape()
-	if err != nil {
-		return fmt.Errorf("model %s: %w", o.model, err)
-	}
-
-	if o.data == "" {
-		if o.data, err = findDefault(defaultData); err != nil {
-			return err
-		}
-		if o.labels, err = findDefault(defaultLabels); err != nil {
-			return err
-		}
-	}
-	x, err := readData(o.data)
+	in, err := cli.Load(cli.Source{Model: o.model, Data: o.data, Labels: o.labels, Count: o.count,
+		Lo: o.domain.Lo, Hi: o.domain.Hi, Logf: logf})
 	if err != nil {
 		return err
 	}
-	labels, err := readLabels(o.labels, x.Shape[0])
-	if err != nil {
-		return err
-	}
-	rows := x.Shape[0]
-	n := o.count
-	if n > rows {
-		logf("note: --count %d exceeds the %d samples in %s; using %d", n, rows, o.data, rows)
-		n = rows
-	}
-	sample, err := conformShape(x.Shape[1:], inShape)
-	if err != nil {
-		return fmt.Errorf("data %s has shape %s, model %s takes input %s: %v",
-			o.data, fmtShape(x.Shape), o.model, fmtShape(append([]int{-1}, inShape...)), err)
-	}
-	per := x.Len() / rows
-	x = nets.FromData(x.Data[:n*per], append([]int{n}, sample...)...)
-	if err := checkDomain(o.data, x, o.domain.Lo, o.domain.Hi); err != nil {
-		return err
-	}
-
-	// One sample through the model: its number of classes, and an early, clear
-	// error if it cannot run on this data at all.
-	probe, err := g.Logits(x.Row(0))
-	if err != nil {
-		return fmt.Errorf("model %s on data %s (samples of shape %s): %w", o.model, o.data, fmtShape(sample), err)
-	}
-	if probe.Rank() != 2 || probe.Shape[0] != 1 || probe.Shape[1] < 2 {
-		return fmt.Errorf("model %s: output shape %s for one sample; want [1, classes] with at least 2 classes", o.model, fmtShape(probe.Shape))
-	}
-	classes := probe.Shape[1]
-	if err := checkClasses(o.labels, labels, classes); err != nil {
-		return err
-	}
-	logf("model %s: input %s, %d classes, sha256 %s", o.model, fmtShape(append([]int{-1}, inShape...)), classes, hex.EncodeToString(sum[:])[:12])
-	logf("data %s: %s, using the first %d; labels %s", o.data, fmtShape(append([]int{rows}, sample...)), n, o.labels)
+	o.data, o.labels = in.Data, in.LabelsPath
+	n := in.X.Shape[0]
 
 	so := stageOptions{Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP}
 	cfg := pipeline.Config{
-		Model: g, X: x, Labels: labels[:n],
+		Model: in.Model, X: in.X, Labels: in.Labels,
 		Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed,
-		ModelPath: o.model, ModelSHA256: hex.EncodeToString(sum[:]),
+		ModelPath: o.model, ModelSHA256: in.ModelSHA256,
 		DataPath: o.data, LabelsPath: o.labels,
 	}
-	known := methods()
 	for _, name := range o.methods {
 		cfg.Methods = append(cfg.Methods, known[name](so))
 	}
-	knownAttacks := attacks()
-	for _, name := range o.attacks {
-		cfg.Attacks = append(cfg.Attacks, knownAttacks[name](so))
+	if cfg.Attacks, cfg.Audit, err = buildAttacks(o); err != nil {
+		return err
 	}
 	if !o.quiet {
 		cfg.Progress = stderr
@@ -297,6 +277,11 @@ func evaluate(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	rep, err := pipeline.Run(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if len(cfg.Attacks)+len(cfg.Audit) > 0 {
+		if rep.Summary.Warnings, err = attackWarnings(rep, in.Model, in.X, in.Labels, append(cfg.Attacks, cfg.Audit...)); err != nil {
+			return err
+		}
 	}
 
 	if o.jsonPath == "-" {
@@ -306,7 +291,7 @@ func evaluate(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "model %s, %d samples of %s, %s radius %g, domain [%g,%g], seed %d\n",
 			o.model, n, o.data, o.norm, o.radius, o.domain.Lo, o.domain.Hi, o.seed)
-		if err := rep.WriteTables(stdout, o.perSample); err != nil {
+		if err := rep.WriteTablesWith(stdout, pipeline.TableOptions{PerSample: o.perSample, Color: colorful(stdout)}); err != nil {
 			return err
 		}
 		if o.jsonPath != "" {
@@ -316,8 +301,13 @@ func evaluate(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			logf("report written to %s", o.jsonPath)
 		}
 	}
+	if o.jsonPath == "-" {
+		for _, w := range rep.Summary.Warnings {
+			logf("warning: %s", w)
+		}
+	}
 	if f := rep.Summary.FalsifiedCertificates; f != nil && *f > 0 {
-		return fmt.Errorf("%d falsified certificates: a certification method proved samples robust that an attack then broke; it is unsound (see samples[].falsified in the report)", *f)
+		return falsifiedError{*f}
 	}
 	return nil
 }

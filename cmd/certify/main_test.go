@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/pipeline"
 )
@@ -135,7 +136,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--domain", "0,inf", "m.onnx"}, "must be finite"},
 		{[]string{"--methods", "lp", "m.onnx"}, `--methods: unknown method "lp" (valid: none, alpha-crown, crown, ibp)`},
 		{[]string{"--methods", "", "m.onnx"}, "empty method name"},
-		{[]string{"--attacks", "pgd", "m.onnx"}, `--attacks: unknown attack "pgd" (valid: none)`},
+		{[]string{"--attacks", "pgdd", "m.onnx"}, `--attacks: unknown attack "pgdd" (valid: none, apgd-ce`},
 		{[]string{"--data", "x.npy", "m.onnx"}, "--data and --labels go together"},
 		{[]string{"--labels", "y.npy", "m.onnx"}, "--data and --labels go together"},
 	}
@@ -339,7 +340,7 @@ func TestDefaultData(t *testing.T) {
 	f := newFixture(t, 5)
 	// A checkout-like tree: testdata/ at the root, run from a subfolder.
 	root := t.TempDir()
-	for src, dst := range map[string]string{f.data: defaultData, f.labels: defaultLabels} {
+	for src, dst := range map[string]string{f.data: cli.DefaultData, f.labels: cli.DefaultLabels} {
 		b, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)

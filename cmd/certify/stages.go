@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/pipeline"
 	"github.com/certify-dev/certify/verify"
 )
@@ -19,10 +20,14 @@ type stageOptions struct {
 	SoundFP bool
 }
 
+// methodSet maps the names --methods accepts to their constructors.
+type methodSet map[string]func(stageOptions) pipeline.Method
+
 // methods lists the certification methods --methods accepts, by name. A function,
-// not a package variable, so nothing global can be mutated.
-func methods() map[string]func(stageOptions) pipeline.Method {
-	return map[string]func(stageOptions) pipeline.Method{
+// not a package variable, so nothing global can be mutated; tests add fakes to
+// their own copy and call runWith.
+func methods() methodSet {
+	return methodSet{
 		"ibp": func(o stageOptions) pipeline.Method {
 			return verifierMethod{verify.IBP{SoundFP: o.SoundFP}}
 		},
@@ -35,9 +40,14 @@ func methods() map[string]func(stageOptions) pipeline.Method {
 	}
 }
 
-// attacks lists the attacks --attacks accepts, by name.
-func attacks() map[string]func(stageOptions) pipeline.Attack {
-	return map[string]func(stageOptions) pipeline.Attack{}
+// attackNames lists the values --attacks accepts besides none: every attack of
+// package attacks, and its default suite.
+func attackNames() map[string]bool {
+	known := map[string]bool{attacks.Default: true}
+	for _, name := range attacks.Names() {
+		known[name] = true
+	}
+	return known
 }
 
 // none is the --methods / --attacks value that selects no stage.

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"github.com/certify-dev/certify/nets"
 )
 
-// conformShape decides how samples stored with per-sample shape data are fed to a
+// ConformShape decides how samples stored with per-sample shape data are fed to a
 // model whose per-sample input shape is model (-1: dynamic). It returns the shape
 // to reshape the samples to, or an error saying why that is impossible or ambiguous.
 //
@@ -25,7 +25,7 @@ import (
 // Flat data for a multi-channel model ([3072] for [3,32,32]) is refused: it may have
 // been flattened channels-first or channels-last, and guessing wrong silently
 // scrambles every sample. Models with dynamic non-batch dimensions get no reshape.
-func conformShape(data, model []int) ([]int, error) {
+func ConformShape(data, model []int) ([]int, error) {
 	if len(data) == len(model) {
 		match := true
 		for i, d := range model {
@@ -70,8 +70,8 @@ func squeeze(shape []int) []int {
 	return out
 }
 
-// fmtShape prints a shape as [1000,1,28,28], dynamic dimensions as ?.
-func fmtShape(shape []int) string {
+// FmtShape prints a shape as [1000,1,28,28], dynamic dimensions as ?.
+func FmtShape(shape []int) string {
 	parts := make([]string, len(shape))
 	for i, d := range shape {
 		if d < 0 {

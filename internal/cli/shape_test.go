@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"strings"
@@ -26,24 +26,24 @@ func TestConformShape(t *testing.T) {
 		{[]int{784}, []int{-1, 28, 28}, nil, "dynamic dimensions"},
 	}
 	for _, tc := range tests {
-		got, err := conformShape(tc.data, tc.model)
+		got, err := ConformShape(tc.data, tc.model)
 		if tc.want == nil {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%v → %v: got %v, %v; want error %q", tc.data, tc.model, got, err, tc.err)
 			}
 			continue
 		}
-		if err != nil || fmtShape(got) != fmtShape(tc.want) {
+		if err != nil || FmtShape(got) != FmtShape(tc.want) {
 			t.Errorf("%v → %v: got %v, %v; want %v", tc.data, tc.model, got, err, tc.want)
 		}
 	}
 }
 
 func TestFmtShape(t *testing.T) {
-	if s := fmtShape([]int{-1, 1, 28, 28}); s != "[?,1,28,28]" {
+	if s := FmtShape([]int{-1, 1, 28, 28}); s != "[?,1,28,28]" {
 		t.Errorf("got %s", s)
 	}
-	if s := fmtShape(nil); s != "[]" {
+	if s := FmtShape(nil); s != "[]" {
 		t.Errorf("got %s", s)
 	}
 }

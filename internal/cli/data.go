@@ -1,4 +1,7 @@
-package main
+// Package cli holds what the commands share: loading a model and a labelled sample
+// set the way certify does (default data files, shape conformance, domain and label
+// checks, with errors that say what to do), and parsing a data domain.
+package cli
 
 import (
 	"fmt"
@@ -13,17 +16,17 @@ import (
 
 // The default sample set: the first 1000 MNIST test images, shipped in testdata/.
 const (
-	defaultData   = "testdata/mnist-test-1k.npy"
-	defaultLabels = "testdata/mnist-test-1k-labels.npy"
+	DefaultData   = "testdata/mnist-test-1k.npy"
+	DefaultLabels = "testdata/mnist-test-1k-labels.npy"
 )
 
-// findDefault locates a default data file (a path relative to the repository root)
+// FindDefault locates a default data file (a path relative to the repository root)
 // when --data is not given: in the working directory and each of its parents, so
-// that certify runs from anywhere inside a checkout (`go run` builds the binary in a
+// that a command runs from anywhere inside a checkout (`go run` builds the binary in a
 // temporary folder), then beside the executable and its parent (bin/certify in a
 // checkout, or a release folder holding testdata/). The error lists where it
 // looked and how to proceed.
-func findDefault(rel string) (string, error) {
+func FindDefault(rel string) (string, error) {
 	var tried []string
 	try := func(dir string) (string, bool) {
 		p := filepath.Join(dir, filepath.FromSlash(rel))
@@ -55,7 +58,7 @@ func findDefault(rel string) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("default data file %s not found in the working directory, its parents or beside the executable (looked in %s); run certify inside its repository or pass --data FILE.npy --labels FILE.npy",
+	return "", fmt.Errorf("default data file %s not found in the working directory, its parents or beside the executable (looked in %s); run inside the certify repository or pass --data FILE.npy --labels FILE.npy",
 		rel, summarizeDirs(tried))
 }
 
@@ -67,15 +70,15 @@ func summarizeDirs(dirs []string) string {
 	return strings.Join(dirs, ", ")
 }
 
-// readData loads the samples: a float array [rows, ...sample shape], rows >= 1,
+// ReadData loads the samples: a float array [rows, ...sample shape], rows >= 1,
 // with finite values.
-func readData(path string) (*nets.Tensor, error) {
+func ReadData(path string) (*nets.Tensor, error) {
 	x, err := nets.ReadNPY(path)
 	if err != nil {
 		return nil, err // ReadNPY names the file
 	}
 	if x.Rank() < 2 || x.Shape[0] < 1 || x.Len() == 0 {
-		return nil, fmt.Errorf("data %s: shape %s; want [samples, ...sample shape] with at least one sample", path, fmtShape(x.Shape))
+		return nil, fmt.Errorf("data %s: shape %s; want [samples, ...sample shape] with at least one sample", path, FmtShape(x.Shape))
 	}
 	for i, v := range x.Data {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -86,14 +89,14 @@ func readData(path string) (*nets.Tensor, error) {
 	return x, nil
 }
 
-// readLabels loads the labels: a 1-D array of integers, one per data row.
-func readLabels(path string, rows int) ([]int, error) {
+// ReadLabels loads the labels: a 1-D array of integers, one per data row.
+func ReadLabels(path string, rows int) ([]int, error) {
 	t, err := nets.ReadNPY(path)
 	if err != nil {
 		return nil, err
 	}
 	if t.Rank() != 1 {
-		return nil, fmt.Errorf("labels %s: shape %s; want a 1-D array of class indices", path, fmtShape(t.Shape))
+		return nil, fmt.Errorf("labels %s: shape %s; want a 1-D array of class indices", path, FmtShape(t.Shape))
 	}
 	if t.Len() != rows {
 		return nil, fmt.Errorf("labels %s: %d labels for %d data rows", path, t.Len(), rows)
@@ -108,8 +111,8 @@ func readLabels(path string, rows int) ([]int, error) {
 	return out, nil
 }
 
-// checkClasses checks every label against the number of classes of the model.
-func checkClasses(path string, labels []int, classes int) error {
+// CheckClasses checks every label against the number of classes of the model.
+func CheckClasses(path string, labels []int, classes int) error {
 	for i, y := range labels {
 		if y >= classes {
 			return fmt.Errorf("labels %s: row %d holds class %d but the model has %d classes (0..%d)", path, i, y, classes, classes-1)
@@ -118,9 +121,9 @@ func checkClasses(path string, labels []int, classes int) error {
 	return nil
 }
 
-// checkDomain checks that the samples lie in [lo, hi]: data on another scale (0..255
+// CheckDomain checks that the samples lie in [lo, hi]: data on another scale (0..255
 // pixels, normalised values) would make every radius and region meaningless.
-func checkDomain(path string, x *nets.Tensor, lo, hi float64) error {
+func CheckDomain(path string, x *nets.Tensor, lo, hi float64) error {
 	mn, mx := math.Inf(1), math.Inf(-1)
 	for _, v := range x.Data {
 		mn, mx = math.Min(mn, v), math.Max(mx, v)
