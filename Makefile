@@ -3,10 +3,11 @@
 
 GO      ?= go
 PKGS    := ./...
-# Debian packages: OpenBLAS (the default BLAS; `-tags purego` builds without it),
+# Debian packages: OpenBLAS (the default BLAS) and COIN-OR CLP (the LP solver); `-tags
+# purego` builds without either;
 # the ONNX backend conformance suite, and
 # python3-onnx for onnx.checker on exported models.
-APT_PKGS := libopenblas-dev libonnx-testdata python3-onnx
+APT_PKGS := libopenblas-dev coinor-libclp-dev pkg-config libonnx-testdata python3-onnx
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test deps vet bench demo models fuzz clean

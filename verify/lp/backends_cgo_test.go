@@ -1,0 +1,7 @@
+//go:build cgo && !purego
+
+package lp
+
+func backends() []backend {
+	return []backend{{"clp", NewCLP}, {"gonum", NewGonum}}
+}
