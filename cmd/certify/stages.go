@@ -37,6 +37,12 @@ func methods() methodSet {
 		"alpha-crown": func(o stageOptions) pipeline.Method {
 			return verifierMethod{verify.AlphaCROWN{SoundFP: o.SoundFP}}
 		},
+		"lp": func(o stageOptions) pipeline.Method {
+			return verifierMethod{verify.LP{SoundFP: o.SoundFP}}
+		},
+		"lp-all": func(o stageOptions) pipeline.Method {
+			return verifierMethod{verify.LP{SoundFP: o.SoundFP, All: true}}
+		},
 	}
 }
 
