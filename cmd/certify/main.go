@@ -80,6 +80,7 @@ type options struct {
 	attackOpts       attacks.Options // Surrogate is loaded by evaluate
 	surrogate        string
 	auditEffort      int
+	vnn              vnnOptions // --vnnlib mode (vnnlib.go)
 }
 
 // usageHead is the help text above the flags.
@@ -103,7 +104,9 @@ single-channel image ([784] for [1,28,28]).
 Certification methods (--methods):
   ibp          interval bound propagation (cheapest, loosest)
   crown        CROWN, backward linear relaxation (tighter, slower)
-  alpha-crown  CROWN with optimised ReLU slopes (tightest, slowest)
+  alpha-crown  CROWN with optimised ReLU slopes
+  lp           LP over the triangle ReLU relaxation, bounds from alpha-crown (~0.5 s/sample on the MLP)
+  lp-all       lp with every layer's bounds tightened by LP first (slowest)
 They bound the network over a box. With --norm linf the box is the region itself;
 with --norm l2 it is the smallest box containing the L2 ball (every coordinate
 within --radius): still sound, since the box holds the ball, but much looser, as
@@ -156,6 +159,7 @@ func newFlags(o *options, known methodSet, domain, methodList, attackList, norm 
 	fs.BoolVar(&o.soundFP, "sound-fp", false, "bound methods: widen every bound by float64 rounding error, so certificates also hold for the float evaluation of the network")
 	fs.BoolVar(&o.perSample, "per-sample", false, "print the per-sample table however many samples (always for n <= 20)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
+	addVNNFlags(fs, &o.vnn)
 	return fs
 }
 
@@ -232,6 +236,9 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known
 	if err != nil {
 		fmt.Fprintf(stderr, "certify: %v\nRun 'certify --help' for usage.\n", err)
 		return exitUsage
+	}
+	if o.vnn.property != "" {
+		return runVNNLIB(ctx, o, stdout, stderr)
 	}
 	if err := evaluate(ctx, o, known, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "certify: %v\n", err)
