@@ -10,7 +10,7 @@ PKGS    := ./...
 APT_PKGS := libopenblas-dev coinor-libclp-dev pkg-config libonnx-testdata python3-onnx
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test deps vet bench demo models fuzz clean
+.PHONY: all build test deps vet bench demo models fuzz vnncomp clean
 
 all: build
 
@@ -41,6 +41,13 @@ bench:
 
 demo: build
 	./bin/certify --radius 0.02 -n 100 --methods ibp,crown,alpha-crown --attacks default testdata/mnist_mlp.onnx
+
+# vnncomp runs every VNN-COMP instance of ../shared/benchmarks/vnncomp with a
+# per-instance timeout and prints solved / wrong (must be 0) per family beside the
+# best published tool.
+VNN_TIMEOUT ?= 60s
+vnncomp:
+	$(GO) run ./cmd/vnncomp --timeout $(VNN_TIMEOUT)
 
 # models re-trains the shipped models reproducibly (same seed, same bytes).
 models:
