@@ -107,14 +107,7 @@ func (a CW) Run(ctx context.Context, m nets.Classifier, x *nets.Tensor, labels [
 
 // Attack implements Detailed: MinNorm, then only the points inside the budget.
 func (a CW) Attack(ctx context.Context, m nets.Classifier, x *nets.Tensor, labels []int) (*Result, error) {
-	if err := a.Budget.Validate(); err != nil {
-		return nil, fmt.Errorf("cw: %w", err)
-	}
-	r, err := a.MinNorm(ctx, m, x, labels)
-	if err != nil {
-		return nil, err
-	}
-	return minNormWithin(m, a.Budget, x, labels, r)
+	return minNormAttack(ctx, "cw", a, a.Budget, m, x, labels)
 }
 
 // MinNorm implements MinimalNorm.
@@ -123,22 +116,7 @@ func (a CW) MinNorm(ctx context.Context, m nets.Classifier, x *nets.Tensor, labe
 	if err != nil {
 		return nil, err
 	}
-	d, err := Differentiable(m, "cw")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := minNormInputs(a.Budget, x, labels); err != nil {
-		return nil, fmt.Errorf("cw: %w", err)
-	}
-	adv := x.Clone()
-	queries := make([]int, len(labels))
-	err = minNormChunks(ctx, len(labels), func(lo, hi int) error {
-		return a.chunk(ctx, d, x, adv, labels, queries, lo, hi)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cw: %w", err)
-	}
-	return Check(m, minNormBudget(a.Budget), x, adv, labels, queries)
+	return minNormOptimise(ctx, "cw", a.Budget, m, x, labels, a.chunk)
 }
 
 // cwRow is the optimisation state of one row.

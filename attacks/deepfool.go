@@ -111,14 +111,7 @@ func (a DeepFool) Run(ctx context.Context, m nets.Classifier, x *nets.Tensor, la
 
 // Attack implements Detailed: MinNorm, then only the points inside the budget.
 func (a DeepFool) Attack(ctx context.Context, m nets.Classifier, x *nets.Tensor, labels []int) (*Result, error) {
-	if err := a.Budget.Validate(); err != nil {
-		return nil, fmt.Errorf("deepfool: %w", err)
-	}
-	r, err := a.MinNorm(ctx, m, x, labels)
-	if err != nil {
-		return nil, err
-	}
-	return minNormWithin(m, a.Budget, x, labels, r)
+	return minNormAttack(ctx, "deepfool", a, a.Budget, m, x, labels)
 }
 
 // MinNorm implements MinimalNorm: the point DeepFool converges to, checked for
@@ -128,22 +121,7 @@ func (a DeepFool) MinNorm(ctx context.Context, m nets.Classifier, x *nets.Tensor
 	if err != nil {
 		return nil, err
 	}
-	d, err := Differentiable(m, "deepfool")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := minNormInputs(a.Budget, x, labels); err != nil {
-		return nil, fmt.Errorf("deepfool: %w", err)
-	}
-	adv := x.Clone()
-	queries := make([]int, len(labels))
-	err = minNormChunks(ctx, len(labels), func(lo, hi int) error {
-		return a.chunk(ctx, d, x, adv, labels, queries, lo, hi)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("deepfool: %w", err)
-	}
-	return Check(m, minNormBudget(a.Budget), x, adv, labels, queries)
+	return minNormOptimise(ctx, "deepfool", a.Budget, m, x, labels, a.chunk)
 }
 
 // chunk runs DeepFool on rows [lo,hi), writing the final points into adv.

@@ -147,14 +147,7 @@ func (a EAD) Run(ctx context.Context, m nets.Classifier, x *nets.Tensor, labels 
 
 // Attack implements Detailed: MinNorm, then only the points inside the budget.
 func (a EAD) Attack(ctx context.Context, m nets.Classifier, x *nets.Tensor, labels []int) (*Result, error) {
-	if err := a.Budget.Validate(); err != nil {
-		return nil, fmt.Errorf("ead: %w", err)
-	}
-	r, err := a.MinNorm(ctx, m, x, labels)
-	if err != nil {
-		return nil, err
-	}
-	return minNormWithin(m, a.Budget, x, labels, r)
+	return minNormAttack(ctx, "ead", a, a.Budget, m, x, labels)
 }
 
 // MinNorm implements MinimalNorm.
@@ -163,22 +156,7 @@ func (a EAD) MinNorm(ctx context.Context, m nets.Classifier, x *nets.Tensor, lab
 	if err != nil {
 		return nil, err
 	}
-	d, err := Differentiable(m, "ead")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := minNormInputs(a.Budget, x, labels); err != nil {
-		return nil, fmt.Errorf("ead: %w", err)
-	}
-	adv := x.Clone()
-	queries := make([]int, len(labels))
-	err = minNormChunks(ctx, len(labels), func(lo, hi int) error {
-		return a.chunk(ctx, d, x, adv, labels, queries, lo, hi)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ead: %w", err)
-	}
-	return Check(m, minNormBudget(a.Budget), x, adv, labels, queries)
+	return minNormOptimise(ctx, "ead", a.Budget, m, x, labels, a.chunk)
 }
 
 // eadRow is the optimisation state of one row.

@@ -310,3 +310,38 @@ func minNormGradLen(g *nets.Tensor) int {
 	}
 	return g.Len()
 }
+
+// minNormAttack is the Attack of a minimal-norm attack: its MinNorm result, keeping
+// only the points inside the budget.
+func minNormAttack(ctx context.Context, name string, a MinimalNorm, b Budget, m nets.Classifier, x *nets.Tensor, labels []int) (*Result, error) {
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	r, err := a.MinNorm(ctx, m, x, labels)
+	if err != nil {
+		return nil, err
+	}
+	return minNormWithin(m, b, x, labels, r)
+}
+
+// minNormOptimise runs a per-chunk minimal-norm optimiser over every row of x in
+// fixed chunks on all cores and checks the points it writes into adv.
+func minNormOptimise(ctx context.Context, name string, b Budget, m nets.Classifier, x *nets.Tensor, labels []int,
+	chunk func(ctx context.Context, d nets.Differentiable, x, adv *nets.Tensor, labels, queries []int, lo, hi int) error) (*Result, error) {
+	d, err := Differentiable(m, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := minNormInputs(b, x, labels); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	adv := x.Clone()
+	queries := make([]int, len(labels))
+	err = minNormChunks(ctx, len(labels), func(lo, hi int) error {
+		return chunk(ctx, d, x, adv, labels, queries, lo, hi)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return Check(m, minNormBudget(b), x, adv, labels, queries)
+}
