@@ -106,7 +106,8 @@ Certification methods (--methods):
   crown        CROWN, backward linear relaxation (tighter, slower)
   alpha-crown  CROWN with optimised ReLU slopes
   lp           LP over the triangle ReLU relaxation, bounds from alpha-crown (~0.5 s/sample on the MLP)
-  lp-all       lp with every layer's bounds tightened by LP first (slowest)
+  lp-all       lp with every layer's bounds tightened by LP first (slow)
+  bab          complete: branch and bound over ReLU splits on the LP (verified, falsified or unknown after 200 domains)
 They bound the network over a box. With --norm linf the box is the region itself;
 with --norm l2 it is the smallest box containing the L2 ball (every coordinate
 within --radius): still sound, since the box holds the ball, but much looser, as

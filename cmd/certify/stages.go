@@ -43,6 +43,9 @@ func methods() methodSet {
 		"lp-all": func(o stageOptions) pipeline.Method {
 			return verifierMethod{verify.LP{SoundFP: o.SoundFP, All: true}}
 		},
+		"bab": func(o stageOptions) pipeline.Method {
+			return verifierMethod{verify.BaB{SoundFP: o.SoundFP}}
+		},
 	}
 }
 
