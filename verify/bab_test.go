@@ -194,28 +194,7 @@ func TestBaBMNIST(t *testing.T) {
 		t.Skip("MNIST model")
 	}
 	const n, radius = 3, 0.02
-	g, err := nets.ReadONNX("../testdata/mnist_mlp.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	xs, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ys, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := nets.FromData(append([]float64(nil), xs.Data[:n*784]...), n, 1, 28, 28)
-	labels := make([]int, n)
-	specs := make([]bounds.Spec, n)
-	for i := range labels {
-		labels[i] = int(ys.Data[i])
-		if specs[i], err = bounds.RobustnessSpec(10, labels[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := LinfRegion(x, radius, 0, 1)
+	g, labels, specs, r := shippedMLPSamples(t, n, radius)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	alpha, err := AlphaCROWN{}.VerifyBatch(ctx, g, r, specs)

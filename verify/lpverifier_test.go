@@ -232,29 +232,7 @@ func TestLPMNIST(t *testing.T) {
 		t.Skip("MNIST model")
 	}
 	const n, radius = 3, 0.02
-	g, err := nets.ReadONNX("../testdata/mnist_mlp.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	xs, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ys, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := xs.Len() / xs.Shape[0]
-	x := nets.FromData(append([]float64(nil), xs.Data[:n*per]...), n, 1, 28, 28)
-	labels := make([]int, n)
-	specs := make([]bounds.Spec, n)
-	for i := range labels {
-		labels[i] = int(ys.Data[i])
-		if specs[i], err = bounds.RobustnessSpec(10, labels[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := LinfRegion(x, radius, 0, 1)
+	g, labels, specs, r := shippedMLPSamples(t, n, radius)
 	rng := rand.New(rand.NewPCG(3, 3))
 	pgd := minSpecPGD(t, g, r, labels, specs, rng)
 	res, err := LP{}.VerifyBatch(context.Background(), g, r, specs)

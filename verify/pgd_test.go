@@ -19,28 +19,7 @@ func TestPGDAgreesMNIST(t *testing.T) {
 		t.Skip("MNIST model")
 	}
 	const n, radius = 10, 0.02
-	g, err := nets.ReadONNX("../testdata/mnist_mlp.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	xs, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ys, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := nets.FromData(append([]float64(nil), xs.Data[:n*784]...), n, 1, 28, 28)
-	labels := make([]int, n)
-	specs := make([]bounds.Spec, n)
-	for i := range labels {
-		labels[i] = int(ys.Data[i])
-		if specs[i], err = bounds.RobustnessSpec(10, labels[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := LinfRegion(x, radius, 0, 1)
+	g, labels, specs, r := shippedMLPSamples(t, n, radius)
 	for _, v := range []BatchVerifier{IBP{}, CROWN{}, AlphaCROWN{Iterations: 10}, CROWN{SoundFP: true}} {
 		res, err := v.VerifyBatch(context.Background(), g, r, specs)
 		if err != nil {
@@ -132,4 +111,32 @@ func minSpecPGD(t *testing.T, g *nets.Graph, r Region, labels []int, specs []bou
 		}
 	}
 	return worst
+}
+
+// shippedMLPSamples loads the shipped MNIST MLP, its first n test samples and labels,
+// their robustness specs and the L∞ region of the given radius in [0,1].
+func shippedMLPSamples(t *testing.T, n int, radius float64) (*nets.Graph, []int, []bounds.Spec, Region) {
+	t.Helper()
+	g, err := nets.ReadONNX("../testdata/mnist_mlp.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ys, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := nets.FromData(append([]float64(nil), xs.Data[:n*784]...), n, 1, 28, 28)
+	labels := make([]int, n)
+	specs := make([]bounds.Spec, n)
+	for i := range labels {
+		labels[i] = int(ys.Data[i])
+		if specs[i], err = bounds.RobustnessSpec(10, labels[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g, labels, specs, LinfRegion(x, radius, 0, 1)
 }
