@@ -7,6 +7,9 @@ import (
 	"github.com/certify-dev/certify/nets"
 )
 
+// defaultAlphaLR is alpha-CROWN's default Adam step size.
+const defaultAlphaLR = 0.1
+
 // AlphaOptions configures AlphaCROWN.
 type AlphaOptions struct {
 	Options
@@ -47,7 +50,7 @@ func AlphaCROWN(g *nets.Graph, in Box, specs []Spec, opt AlphaOptions) (*Result,
 		iters = 20
 	}
 	if lr == 0 {
-		lr = 0.1
+		lr = defaultAlphaLR
 	}
 	if iters < 0 || !(lr > 0) || math.IsInf(lr, 0) {
 		return nil, fmt.Errorf("alpha-CROWN: %d iterations, learning rate %v: want ≥ 0 and > 0", opt.Iterations, opt.LR)
@@ -87,7 +90,7 @@ func (e *engine) alphaLower(specs []Spec, iters int, lr float64) ([][]float64, e
 	path := e.plan.ancestors(e.plan.output)
 	var relus []int
 	for _, k := range path {
-		if l, ok := e.layers[k].(*reluLayer); ok && l.unstable() {
+		if l, ok := e.layers[k].(*reluLayer); ok && (l.unstable() || l.hasSplits()) {
 			relus = append(relus, k)
 		}
 	}
@@ -101,7 +104,7 @@ func (e *engine) alphaLower(specs []Spec, iters int, lr float64) ([][]float64, e
 		}
 		for t := 0; ; t++ {
 			p, a0 := e.specPass(specs, s0, s1, r)
-			p.alpha = st.alpha
+			p.alpha, p.beta = st.alpha, st.beta
 			p.keep = map[int][]float64{}
 			lower, err := p.run(e.plan.output, a0)
 			if err != nil {
@@ -115,11 +118,11 @@ func (e *engine) alphaLower(specs []Spec, iters int, lr float64) ([][]float64, e
 			if t == iters || len(relus) == 0 {
 				break
 			}
-			grads, err := e.alphaGrads(p, path, relus)
+			grads, bgrads, err := e.alphaGrads(p, path, relus)
 			if err != nil {
 				return err
 			}
-			st.step(grads, lr)
+			st.step(grads, bgrads, lr)
 		}
 		for i := s0; i < s1; i++ {
 			copy(out[i], best[(i-s0)*r:(i-s0)*r+len(specs[i].C)])
@@ -139,16 +142,28 @@ func (l *reluLayer) unstable() bool {
 	return false
 }
 
-// alphaState holds the slopes and Adam's moments (Kingma & Ba, "Adam", ICLR 2015,
-// Algorithm 1) of one chunk.
+// hasSplits reports whether the ReLU has a split neuron (Options.Splits).
+func (l *reluLayer) hasSplits() bool {
+	for _, s := range l.split {
+		if s != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// alphaState holds the slopes, the split multipliers β (Options.Splits) and
+// their Adam moments (Kingma & Ba, "Adam", ICLR 2015, Algorithm 1) of one chunk.
 type alphaState struct {
-	alpha, m, v map[int][]float64
-	t           int
+	alpha, m, v  map[int][]float64
+	beta, mb, vb map[int][]float64
+	t            int
 }
 
 // newAlphaState starts every slope at CROWN's adaptive choice.
 func (e *engine) newAlphaState(relus []int, s0, s1, r int) *alphaState {
-	st := &alphaState{alpha: map[int][]float64{}, m: map[int][]float64{}, v: map[int][]float64{}}
+	st := &alphaState{alpha: map[int][]float64{}, m: map[int][]float64{}, v: map[int][]float64{},
+		beta: map[int][]float64{}, mb: map[int][]float64{}, vb: map[int][]float64{}}
 	for _, k := range relus {
 		l := e.layers[k].(*reluLayer)
 		a := make([]float64, (s1-s0)*r*l.s)
@@ -162,35 +177,45 @@ func (e *engine) newAlphaState(relus []int, s0, s1, r int) *alphaState {
 			}
 		}
 		st.alpha[k], st.m[k], st.v[k] = a, make([]float64, len(a)), make([]float64, len(a))
+		if l.hasSplits() {
+			st.beta[k], st.mb[k], st.vb[k] = make([]float64, len(a)), make([]float64, len(a)), make([]float64, len(a))
+		}
 	}
 	return st
 }
 
-// step is one projected Adam ascent step: α ← clip(α + lr·m̂/(√v̂ + ε), 0, 1).
-func (st *alphaState) step(grads map[int][]float64, lr float64) {
-	const b1, b2, eps = 0.9, 0.999, 1e-8
+// step is one projected Adam ascent step: α ← clip(α + lr·m̂/(√v̂ + ε), 0, 1),
+// β ← max(β + lr·m̂/(√v̂ + ε), 0).
+func (st *alphaState) step(grads, bgrads map[int][]float64, lr float64) {
 	st.t++
-	c1, c2 := 1-math.Pow(b1, float64(st.t)), 1-math.Pow(b2, float64(st.t))
 	for k, g := range grads {
-		a, m, v := st.alpha[k], st.m[k], st.v[k]
-		for i, gi := range g {
-			m[i] = b1*m[i] + (1-b1)*gi
-			v[i] = b2*v[i] + (1-b2)*gi*gi
-			a[i] = min(1, max(0, a[i]+lr*(m[i]/c1)/(math.Sqrt(v[i]/c2)+eps)))
-		}
+		st.adam(st.alpha[k], st.m[k], st.v[k], g, lr, 1)
+	}
+	for k, g := range bgrads {
+		st.adam(st.beta[k], st.mb[k], st.vb[k], g, lr, math.Inf(1))
+	}
+}
+
+func (st *alphaState) adam(a, m, v, g []float64, lr, hi float64) {
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	c1, c2 := 1-math.Pow(b1, float64(st.t)), 1-math.Pow(b2, float64(st.t))
+	for i, gi := range g {
+		m[i] = b1*m[i] + (1-b1)*gi
+		v[i] = b2*v[i] + (1-b2)*gi*gi
+		a[i] = min(hi, max(0, a[i]+lr*(m[i]/c1)/(math.Sqrt(v[i]/c2)+eps)))
 	}
 }
 
 // alphaGrads returns ∂bound/∂α for the ReLUs of a finished pass: the input
 // minimiser of every row (x_j = l_j where its coefficient is positive, else u_j)
 // goes forward through the relaxed network chosen by the pass.
-func (e *engine) alphaGrads(p *pass, path, relus []int) (map[int][]float64, error) {
-	grads := map[int][]float64{}
+func (e *engine) alphaGrads(p *pass, path, relus []int) (map[int][]float64, map[int][]float64, error) {
+	grads, bgrads := map[int][]float64{}, map[int][]float64{}
 	if p.in == nil {
 		for _, k := range relus {
 			grads[k] = make([]float64, len(p.alpha[k]))
 		}
-		return grads, nil
+		return grads, bgrads, nil
 	}
 	in := e.plan.input
 	s := e.per(in)
@@ -241,15 +266,21 @@ func (e *engine) alphaGrads(p *pass, path, relus []int) (map[int][]float64, erro
 		}
 		if isRelu[k] {
 			g := make([]float64, len(p.alpha[k]))
-			l.(*reluLayer).alphaGrad(p, aOut, xs[0], g)
+			rl := l.(*reluLayer)
+			rl.alphaGrad(p, aOut, xs[0], g)
 			grads[k] = g
+			if p.beta[k] != nil {
+				gb := make([]float64, len(g))
+				rl.betaGrad(p, xs[0], gb)
+				bgrads[k] = gb
+			}
 			if !need[k] {
 				continue
 			}
 		}
 		y, err := l.fwd(p, xs, aOut)
 		if err != nil {
-			return nil, fmt.Errorf("node %q (%s): %w", node.Name, e.plan.ops[k].OpType(), err)
+			return nil, nil, fmt.Errorf("node %q (%s): %w", node.Name, e.plan.ops[k].OpType(), err)
 		}
 		vals[node.Outputs[0]] = y
 		for _, name := range node.Inputs {
@@ -258,5 +289,5 @@ func (e *engine) alphaGrads(p *pass, path, relus []int) (map[int][]float64, erro
 			}
 		}
 	}
-	return grads, nil
+	return grads, bgrads, nil
 }

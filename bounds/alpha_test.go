@@ -54,7 +54,7 @@ func TestAlphaGradient(t *testing.T) {
 			return lower, p
 		}
 		base, p := bound()
-		grads, err := e.alphaGrads(p, path, relus)
+		grads, _, err := e.alphaGrads(p, path, relus)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,5 +134,115 @@ func TestAlphaImproves(t *testing.T) {
 	t.Logf("alpha-CROWN above CROWN on %d of %d rows", improved, rows)
 	if improved == 0 {
 		t.Error("alpha-CROWN never improved on CROWN")
+	}
+}
+
+// TestBetaGradient compares the β gradient (betaGrad) with finite differences
+// of the bound, on random nets with some unstable neurons split (Clamp and
+// Splits) and random β > 0: the bound is piecewise linear in each β.
+func TestBetaGradient(t *testing.T) {
+	for _, name := range []string{"mlp-relu", "cnn-bn-maxpool"} {
+		var tn testNet
+		for _, c := range testNets(5) {
+			if c.name == name {
+				tn = c
+			}
+		}
+		r := rand.New(rand.NewPCG(5, 6))
+		box, _ := randomBoxes(r, 3, tn.in)
+		e0, err := newEngine(tn.g, box, Options{}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt := Options{Clamp: map[string]Box{}, Splits: map[string][]int8{}}
+		for _, l := range e0.layers {
+			rl, ok := l.(*reluLayer)
+			if !ok {
+				continue
+			}
+			v := rl.in[0].name
+			b := e0.boxes[v]
+			c := Box{Lo: b.Lo.Clone(), Hi: b.Hi.Clone()}
+			sp := make([]int8, b.Lo.Len())
+			for j := range sp {
+				if c.Lo.Data[j] < 0 && c.Hi.Data[j] > 0 && r.IntN(3) == 0 {
+					if r.IntN(2) == 0 {
+						sp[j], c.Lo.Data[j] = 1, 0
+					} else {
+						sp[j], c.Hi.Data[j] = -1, 0
+					}
+				}
+			}
+			opt.Clamp[v], opt.Splits[v] = c, sp
+		}
+		e, err := newEngine(tn.g, box, opt, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs := randomSpecs(r, 3, 2, e.per(e.plan.output))
+		rows := maxRows(specs)
+		path := e.plan.ancestors(e.plan.output)
+		var relus []int
+		for _, k := range path {
+			if l, ok := e.layers[k].(*reluLayer); ok && (l.unstable() || l.hasSplits()) {
+				relus = append(relus, k)
+			}
+		}
+		st := e.newAlphaState(relus, 0, e.n, rows)
+		if len(st.beta) == 0 {
+			t.Fatalf("%s: no split", name)
+		}
+		for _, b := range st.beta {
+			for i := range b {
+				b[i] = 2 * r.Float64()
+			}
+		}
+		bound := func() ([]float64, *pass) {
+			p, a0 := e.specPass(specs, 0, e.n, rows)
+			p.alpha, p.beta, p.keep = st.alpha, st.beta, map[int][]float64{}
+			lower, err := p.run(e.plan.output, a0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lower, p
+		}
+		base, p := bound()
+		_, bgrads, err := e.alphaGrads(p, path, relus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for k, g := range bgrads {
+			l := e.layers[k].(*reluLayer)
+			for q, gr := range g {
+				if l.split[(q/(rows*l.s))*l.s+q%l.s] == 0 {
+					if gr != 0 {
+						t.Errorf("%s: gradient %v of an unsplit neuron's β", name, gr)
+					}
+					continue
+				}
+				row := q / l.s
+				const h = 1e-7
+				old := st.beta[k][q]
+				st.beta[k][q] = old - h
+				lo, _ := bound()
+				st.beta[k][q] = old + h
+				hi, _ := bound()
+				st.beta[k][q] = old
+				fd := (hi[row] - lo[row]) / (2 * h)
+				left, right := (base[row]-lo[row])/h, (hi[row]-base[row])/h
+				if math.Abs(left-right) > 1e-4*(1+math.Abs(fd)) {
+					continue // a kink
+				}
+				if math.Abs(fd-gr) > 1e-5*(1+math.Abs(gr)) {
+					t.Errorf("%s: ∂bound[%d]/∂β[%d][%d] = %v, finite difference %v", name, row, k, q, gr, fd)
+				}
+				checked++
+			}
+		}
+		t.Logf("%s: %d β derivatives checked", name, checked)
+		if checked < 5 {
+			t.Errorf("%s: only %d derivatives checked", name, checked)
+		}
 	}
 }

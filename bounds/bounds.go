@@ -65,4 +65,37 @@ type Options struct {
 	// SpecIBP's. Zhang et al. (ICLR 2020) show it can be looser than IBP on
 	// IBP-trained networks; TestPlainCROWNLooserThanIBP shows it here.
 	PlainCROWN bool
+	// Clamp holds boxes, batched like the input, that the named values are
+	// known to lie in: each is intersected with the value's computed box (IBP,
+	// then CROWN) before any later node reads it. Branch and bound passes a
+	// domain's split decisions this way (an active ReLU's input ≥ 0, an inactive
+	// one's ≤ 0) with the bounds inherited from the parent domain, so bounds are
+	// re-derived under the splits. The bounds then hold for the inputs of the box
+	// whose values lie in the clamps. Where a clamp empties a value (Lo > Hi) the
+	// crossing is kept, not repaired: no input reaches that domain.
+	Clamp map[string]Box
+	// Fixed[v][i] skips CROWN's tightening of value v for sample i: its Clamp
+	// box is already as tight (inherited from a parent domain whose bounds up
+	// to v are unchanged by the split).
+	Fixed map[string][]bool
+	// Splits marks, per ReLU input value and element (batched, [N·S]), the
+	// neurons a branch-and-bound domain has split: +1 where the domain has the
+	// value ≥ 0 (active), −1 where ≤ 0 (inactive), 0 elsewhere. Clamp must hold
+	// the same decisions. AlphaCROWN then also optimises, per split, sample and
+	// spec row, a Lagrange multiplier β ≥ 0 of the split's constraint (β-CROWN,
+	// Wang, Zhang, Xu, Lin, Jana, Hsieh, Kolter, "Beta-CROWN: Efficient Bound
+	// Propagation with Per-neuron Split Constraints for Neural Network
+	// Robustness Verification", NeurIPS 2021, Thm. 3.1): on the domain,
+	// f ≥ f − β·s·z for s·z ≥ 0, so the bound of f − β·s·z over the box is a
+	// bound of f on the domain, and β makes it take the split into account
+	// where clamped intermediate bounds alone cannot (the input box is not
+	// cut by a split). CROWN ignores Splits (β = 0).
+	Splits map[string][]int8
+	// IntermediateAlpha, when > 0, optimises the lower ReLU slopes of every
+	// intermediate (pre-activation) bound too, by that many projected Adam
+	// steps per bound, as alpha-CROWN is published (Xu et al., ICLR 2021):
+	// each neuron's lower and upper bound gets its own slopes. Tighter
+	// intermediate bounds tighten every relaxation after them; the cost is
+	// that many extra passes per unstable neuron. 0: CROWN's adaptive slopes.
+	IntermediateAlpha int
 }

@@ -231,7 +231,11 @@ func (e *engine) refine(v string) error {
 	s := e.per(v)
 	lists := make([][]int32, e.n)
 	longest := 0
+	fixed := e.opt.Fixed[v]
 	for n := range lists {
+		if n < len(fixed) && fixed[n] {
+			continue
+		}
 		for j := 0; j < s; j++ {
 			lo, hi := box.Lo.Data[n*s+j], box.Hi.Data[n*s+j]
 			if (relu && lo < 0 && hi > 0) || (other && lo < hi) || (e.opt.PlainCROWN && lo < hi) {
@@ -269,6 +273,16 @@ func (e *engine) refine(v string) error {
 	lo, hi := box.Lo.Clone(), box.Hi.Clone()
 	k0 := e.plan.producer[v]
 	seeder, _ := e.layers[k0].(unitSeeder)
+	// For IntermediateAlpha: the ReLUs before v with a slope to optimise.
+	var path, relus []int
+	if e.opt.IntermediateAlpha > 0 {
+		path = e.plan.ancestors(v)
+		for _, k := range path {
+			if l, ok := e.layers[k].(*reluLayer); ok && l.unstable() {
+				relus = append(relus, k)
+			}
+		}
+	}
 	err := parallel(len(jobs), func(c int) error {
 		jb := jobs[c]
 		r := 2 * block
@@ -313,6 +327,11 @@ func (e *engine) refine(v string) error {
 		if err != nil {
 			return err
 		}
+		if len(relus) > 0 {
+			if err := e.alphaRefine(v, path, relus, jb.s0, jb.s1, r, idx, sign, lower); err != nil {
+				return err
+			}
+		}
 		for i := 0; i < p.n; i++ {
 			n := jb.s0 + i
 			list := lists[n]
@@ -340,9 +359,11 @@ func (e *engine) refine(v string) error {
 	if err != nil {
 		return err
 	}
+	_, clamped := e.opt.Clamp[v]
 	for g, l := range lo.Data {
-		if h := hi.Data[g]; l > h {
+		if h := hi.Data[g]; l > h && !clamped {
 			// Only rounding can cross sound bounds (never with SoundFP): keep both.
+			// Under a clamp a crossing means no input reaches the domain: kept.
 			lo.Data[g], hi.Data[g] = h, l
 		}
 	}
@@ -350,6 +371,43 @@ func (e *engine) refine(v string) error {
 	e.mu.Lock()
 	delete(e.mags, v)
 	e.mu.Unlock()
+	return nil
+}
+
+// alphaRefine raises lower, CROWN's lower bounds of the unit rows (idx, sign)
+// of value v for samples [s0, s1), by alpha-CROWN: IntermediateAlpha projected
+// Adam steps on the slopes of relus (those before v), the best iterate kept per
+// row (see AlphaCROWN).
+func (e *engine) alphaRefine(v string, path, relus []int, s0, s1, r int, idx []int32, sign, lower []float64) error {
+	s := e.per(v)
+	a0 := make([]float64, (s1-s0)*r*s)
+	for row, j := range idx {
+		if j >= 0 {
+			a0[row*s+int(j)] = sign[row]
+		}
+	}
+	st := e.newAlphaState(relus, s0, s1, r)
+	for t := 0; t < e.opt.IntermediateAlpha; t++ {
+		p := e.newPass(s0, s1-s0, r)
+		p.alpha, p.keep = st.alpha, map[int][]float64{}
+		got, err := p.run(v, append([]float64(nil), a0...))
+		if err != nil {
+			return err
+		}
+		for i, b := range got {
+			if b > lower[i] {
+				lower[i] = b
+			}
+		}
+		if t == e.opt.IntermediateAlpha-1 {
+			break
+		}
+		grads, _, err := e.alphaGrads(p, path, relus)
+		if err != nil {
+			return err
+		}
+		st.step(grads, nil, defaultAlphaLR)
+	}
 	return nil
 }
 

@@ -213,6 +213,9 @@ func (e *engine) step(k int, node *nets.Node) error {
 		return fmt.Errorf("%w: output %q of shape %v does not keep the batch (%d) as its first dimension", ErrUnsupported, out, box.Lo.Shape, e.n)
 	}
 	e.boxes[out] = box
+	if err := e.clamp(out); err != nil {
+		return err
+	}
 	e.layers[k] = l
 	if d, ok := e.plan.ops[k].(nets.Dropout); ok && d.Mask && len(node.Outputs) > 1 && node.Outputs[1] != "" {
 		mask := nets.NewTensor(box.Lo.Shape...)
@@ -227,7 +230,32 @@ func (e *engine) step(k int, node *nets.Node) error {
 	if err := l.linearize(); err != nil {
 		return err
 	}
-	return e.refine(out)
+	if err := e.refine(out); err != nil {
+		return err
+	}
+	return e.clamp(out)
+}
+
+// clamp intersects the box of v with opt.Clamp[v], if any.
+func (e *engine) clamp(v string) error {
+	c, ok := e.opt.Clamp[v]
+	if !ok {
+		return nil
+	}
+	box := e.boxes[v]
+	if c.Lo == nil || c.Hi == nil || c.Lo.Len() != box.Lo.Len() || c.Hi.Len() != box.Lo.Len() {
+		return fmt.Errorf("clamp of %q: want %d values (shape %v)", v, box.Lo.Len(), box.Lo.Shape)
+	}
+	lo, hi := box.Lo.Clone(), box.Hi.Clone()
+	for i := range lo.Data {
+		lo.Data[i] = max(lo.Data[i], c.Lo.Data[i])
+		hi.Data[i] = min(hi.Data[i], c.Hi.Data[i])
+	}
+	e.boxes[v] = Box{Lo: lo, Hi: hi}
+	e.mu.Lock()
+	delete(e.mags, v)
+	e.mu.Unlock()
+	return nil
 }
 
 // newLayer dispatches on the op type.
@@ -285,6 +313,9 @@ type pass struct {
 	// of every nonlinear layer (alpha-CROWN's gradient needs them).
 	alpha map[int][]float64
 	keep  map[int][]float64
+	// beta holds, by node index, β-CROWN's multipliers [n, r, S] of the
+	// layer's splits (Options.Splits; nil: none).
+	beta map[int][]float64
 	// in is the coefficient of the data input after run.
 	in   []float64
 	bufs [][]float64

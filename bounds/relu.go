@@ -1,6 +1,7 @@
 package bounds
 
 import (
+	"fmt"
 	"math"
 )
 
@@ -22,6 +23,8 @@ type reluLayer struct {
 	// Per neuron [N·S]: CROWN's lower slope, the upper slope and intercept
 	// (0, 0, 0 inactive; 1, 1, 0 active; adaptive, chord, chord's for unstable).
 	lsl, usl, icpt []float64
+	// split holds the Options.Splits of the input value (nil: none).
+	split []int8
 }
 
 func newRelu(b base) (layer, error) {
@@ -29,7 +32,14 @@ func newRelu(b base) (layer, error) {
 		return nil, errArity("Relu", 1)
 	}
 	x := b.in[0].box
-	return &reluLayer{base: b, s: b.e.per(b.in[0].name), lo: x.Lo.Data, hi: x.Hi.Data}, nil
+	l := &reluLayer{base: b, s: b.e.per(b.in[0].name), lo: x.Lo.Data, hi: x.Hi.Data}
+	if sp, ok := b.e.opt.Splits[b.in[0].name]; ok {
+		if len(sp) != len(l.lo) {
+			return nil, fmt.Errorf("splits of %q: %d values, want %d", b.in[0].name, len(sp), len(l.lo))
+		}
+		l.split = sp
+	}
+	return l, nil
 }
 
 func (l *reluLayer) interval() (Box, error) {
@@ -92,7 +102,11 @@ func (l *reluLayer) back(p *pass, a []float64) ([][]float64, error) {
 	if p.keep != nil {
 		ax = make([]float64, len(a))
 	}
-	alpha := p.alpha[l.k]
+	alpha, beta := p.alpha[l.k], p.beta[l.k]
+	var mag []float64
+	if beta != nil && l.e.opt.SoundFP {
+		mag = l.e.mag(l.in[0].name)
+	}
 	for i := 0; i < p.n; i++ {
 		g0 := (p.s0 + i) * s
 		lsl, usl, icpt := l.lsl[g0:g0+s], l.usl[g0:g0+s], l.icpt[g0:g0+s]
@@ -118,6 +132,21 @@ func (l *reluLayer) back(p *pass, a []float64) ([][]float64, error) {
 			}
 			if c != 0 {
 				p.addBias(row, c)
+			}
+			if beta != nil {
+				// β-CROWN: the split constraint s·z ≥ 0 with multiplier β
+				// adds −β·s to the coefficient of z (Options.Splits).
+				bt := beta[row*s : (row+1)*s]
+				for j, sp := range l.split[g0 : g0+s] {
+					if sp == 0 || bt[j] == 0 {
+						continue
+					}
+					axr[j] -= bt[j] * float64(sp)
+					if mag != nil {
+						// One rounding of the sum, times |z| ≤ mag.
+						p.err[row] = up(p.err[row] + 2*unitRoundoff*math.Abs(axr[j])*mag[g0+j])
+					}
+				}
 			}
 		}
 	}
@@ -148,6 +177,22 @@ func (l *reluLayer) fwd(p *pass, x [][]float64, aOut []float64) ([]float64, erro
 		}
 	}
 	return y, nil
+}
+
+// betaGrad writes ∂bound/∂β for every split of the pass: β_j enters the bound
+// only through the coefficient −β_j·s_j of z_j, so the derivative is −s_j·ẑ_j,
+// ẑ_j the value of z_j at the bound's minimiser propagated forward (as for α).
+func (l *reluLayer) betaGrad(p *pass, xIn, grad []float64) {
+	s := l.s
+	for i := 0; i < p.n; i++ {
+		g0 := (p.s0 + i) * s
+		for r := 0; r < p.r; r++ {
+			row := i*p.r + r
+			for j := 0; j < s; j++ {
+				grad[row*s+j] = -float64(l.split[g0+j]) * xIn[row*s+j]
+			}
+		}
+	}
 }
 
 // alphaGrad writes ∂bound/∂α for every lower slope of the pass: the bound depends on
