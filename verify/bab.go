@@ -3,54 +3,86 @@ package verify
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/certify-dev/certify/bounds"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/verify/lp"
 )
 
-// DefaultBaBNodes is BaB's default limit on the domains bounded per sample.
-const DefaultBaBNodes = 200
+// BaB defaults.
+const (
+	// DefaultBaBNodes limits the domains bounded per sample.
+	DefaultBaBNodes = 100000
+	// DefaultBaBBatch is the number of domains split per bounding call: their
+	// 2·DefaultBaBBatch children are bounded as one batch.
+	DefaultBaBBatch = 32
+	// DefaultBaBQueue limits the open domains per sample (each holds its
+	// pre-activation bounds): beyond it the search gives up with Unknown.
+	DefaultBaBQueue = 50000
+	// DefaultBaBIterations is BaB's default of α/β-CROWN steps per bounding.
+	DefaultBaBIterations = 10
+	// babAttackStarts, babAttackSteps: the PGD falsification at the root.
+	babAttackStarts = 8
+	babAttackSteps  = 60
+)
 
 // BaB is complete verification by branch and bound over ReLU splits (Bunel et
 // al., "Branch and Bound for Piecewise Linear Neural Network Verification", JMLR
-// 2020; "A Unified View of Piecewise Linear Neural Network Verification",
-// NeurIPS 2018). Per sample, a domain is a set of split decisions, each fixing
-// one unstable ReLU to active (z ≥ 0, h = z) or inactive (z ≤ 0, h = 0). A domain
-// is bounded by the triangle LP of LP (lpRelax) built from α-CROWN's
-// pre-activation bounds with the split neurons made stable: the root LP is
-// loaded once, with a column t = h − z ∈ [0, −l] per unstable neuron, and a
-// split only sets column bounds (active: z ≥ 0, t = 0; inactive: z ≤ 0, h = 0),
-// which makes that neuron exact, so each domain's LP is warm-started from the
-// last basis. Bounds are Neumaier–Shcherbina safe bounds (lpRelax.safeBound)
-// less lpTolerance, as in LP. A spec row proven on a domain is not re-solved on
-// its subdomains (a split only shrinks the relaxation). A domain whose LP
-// bound of every spec row is > 0 is verified; otherwise the input part of its LP
-// minimiser is run through the network, and a spec violation there is a
-// counterexample (Falsified). Else the domain is split on the unstable neuron
-// whose relaxation is most violated at the minimiser (the gap h − max(z, 0), a
-// cheap stand-in for the BaBSR score of Bunel et al. 2020, §5.1), or, when the
-// minimiser violates none, on the one with the widest triangle, u·(−l)/(u−l).
-// Domains are expanded worst bound first. When every unstable ReLU of a domain
-// is split the LP is exact there, so, given enough nodes, the search settles
-// every property whose minimum is not within the LP tolerance of 0. As for LP,
-// the weights are read off by probing (extractLPNet), exact up to rounding.
+// 2020), in the style of β-CROWN's batched search (Wang et al., NeurIPS 2021)
+// without the β multipliers. Per sample:
 //
-// A domain whose LP the simplex reports infeasible is empty (the relaxation
-// contains every point of the domain) and counts as verified. Intermediate
-// bounds are not re-derived after a split (sound, only looser).
+//  1. α-CROWN, with its intermediate bounds' slopes optimised too
+//     (bounds.Options.IntermediateAlpha), bounds the whole region (batched over
+//     the samples); a sample it verifies is done.
+//  2. Falsification: projected gradient descent of the spec's least row from
+//     the region's centre and random points (falsifySpec). A point whose forward
+//     pass violates the spec is a counterexample.
+//  3. Branch and bound. A domain is a set of split decisions, each fixing one
+//     unstable ReLU to active (z ≥ 0) or inactive (z ≤ 0), with the
+//     pre-activation bounds that hold on it. The DefaultBaBBatch domains with
+//     the least bounds are split at once and their children bounded by CROWN in
+//     one batch, with the split decisions and the parent's bounds as clamps on
+//     the pre-activations (bounds.Options.Clamp): intermediate bounds after the
+//     split layer are re-derived under the splits, so a split tightens every
+//     later layer. A child whose clamps cross is empty. A child whose every open
+//     spec row is > 0 is verified; a row proven on a domain stays proven on its
+//     subdomains. The input point that minimises the child's CROWN bound of its
+//     worst row is run through the network: a violation is a counterexample.
+//  4. Branching is BaBSR-style (Bunel et al. 2020, §5.1): the worst row's
+//     coefficient λ is propagated backwards through the relaxed network, and
+//     the neuron whose relaxation costs the bound most is split: the chord's
+//     intercept −l·u/(u−l) times |λ| where λ < 0, half the lower line's gap
+//     min(u, −l) times λ where λ > 0.
+//  5. A domain with no unstable neuron left is bounded by the LP of LP over its
+//     bounds, which is exact there (every ReLU is linear): its bound proves the
+//     domain, or its minimiser is a counterexample; only an LP tolerance case
+//     stays open.
 //
-// Budget: MaxNodes domains bounded per sample, and the context's deadline; either
-// exhausted gives Unknown with Margin the least bound over the open domains (and
-// never below α-CROWN's).
+// Verified means every leaf is proven or empty; the margin is then the least
+// proven bound. Unknown comes from the budget: MaxNodes domains, the open-domain
+// limit, Timeout per sample or the context's deadline; its margin is the least
+// bound over the open domains (a lower bound over the region, as the domains
+// cover it) and never below α-CROWN's.
+//
+// The network must be a chain of affine maps and ReLUs (extractLPNet); its
+// weights are read off by probing, exact up to rounding.
 type BaB struct {
-	// SoundFP widens the α-CROWN bounds by their float64 rounding error.
+	// SoundFP also bounds float64 rounding in every CROWN and α-CROWN bound.
 	SoundFP bool
 	// MaxNodes limits the domains bounded per sample (0: DefaultBaBNodes).
 	MaxNodes int
+	// Batch is the number of domains split per bounding call (0: DefaultBaBBatch).
+	Batch int
+	// Timeout limits the search of each sample (0: only the context's deadline).
+	Timeout time.Duration
+	// Iterations of α/β-CROWN per bounding of a batch of domains (0:
+	// DefaultBaBIterations; negative: CROWN with the clamps alone, no β).
+	Iterations int
+	// Seed of the falsification's random starts.
+	Seed uint64
 }
 
 // Name is "bab".
@@ -62,7 +94,7 @@ func (v BaB) Verify(ctx context.Context, g *nets.Graph, r Region, s bounds.Spec)
 }
 
 // VerifyBatch decides specs[i] over row i of r: α-CROWN on the whole batch, then
-// branch and bound on every sample it neither verifies nor falsifies.
+// falsification and branch and bound on every sample it does not verify.
 func (v BaB) VerifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []bounds.Spec) ([]Result, error) {
 	out, err := v.verifyBatch(ctx, g, r, specs)
 	if err != nil {
@@ -78,8 +110,8 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 	if g == nil {
 		return nil, fmt.Errorf("no graph")
 	}
-	if v.MaxNodes < 0 {
-		return nil, fmt.Errorf("node limit %d, want ≥ 0", v.MaxNodes)
+	if v.MaxNodes < 0 || v.Batch < 0 || v.Timeout < 0 {
+		return nil, fmt.Errorf("node limit %d, batch %d, timeout %v: want ≥ 0", v.MaxNodes, v.Batch, v.Timeout)
 	}
 	if err := r.check(len(specs)); err != nil {
 		return nil, err
@@ -93,7 +125,7 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 	if err != nil {
 		return nil, err
 	}
-	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
+	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP, IntermediateAlpha: DefaultAlphaIterations}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
 	res, err := bounds.AlphaCROWN(g, bounds.Box{Lo: r.Lo, Hi: r.Hi}, specs, opt)
 	if err != nil {
 		return nil, err
@@ -104,6 +136,7 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 	}
 	n := len(specs)
 	per := r.Lo.Len() / n
+	shape := r.Lo.Shape[1:]
 	for i := range specs {
 		if out[i].Verdict != Unknown {
 			continue
@@ -111,25 +144,54 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		if err := ctx.Err(); err != nil {
 			break // out of time: the rest stay Unknown
 		}
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if v.Timeout > 0 {
+			sctx, cancel = context.WithTimeout(ctx, v.Timeout)
+		}
+		xlo, xhi := r.Lo.Data[i*per:(i+1)*per], r.Hi.Data[i*per:(i+1)*per]
+		cex, err := falsifySpec(sctx, g, shape, xlo, xhi, specs[i], babAttackStarts, babAttackSteps, v.Seed+uint64(i))
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("sample %d: falsification: %w", i, err)
+		}
+		if cex != nil {
+			cancel()
+			out[i] = Result{Verdict: Falsified, Margin: min(out[i].Margin, 0), Counterexample: cex}
+			continue
+		}
 		lo, hi := make([][]float64, len(net.pre)), make([][]float64, len(net.pre))
+		vshape := make([][]int, len(net.pre))
 		for k, name := range net.pre {
 			box, ok := res.Nodes[name]
 			m := len(net.affine[k].b)
 			if !ok || box.Lo == nil || box.Lo.Len() != n*m || box.Hi.Len() != n*m {
+				cancel()
 				return nil, fmt.Errorf("no bounds of %d values per sample for pre-activation %q", m, name)
 			}
 			lo[k] = append([]float64(nil), box.Lo.Data[i*m:(i+1)*m]...)
 			hi[k] = append([]float64(nil), box.Hi.Data[i*m:(i+1)*m]...)
+			vshape[k] = box.Lo.Shape[1:]
 		}
 		s := babSearch{
-			g: g, net: net, spec: specs[i], shape: append([]int{1}, r.Lo.Shape[1:]...),
-			xlo: r.Lo.Data[i*per : (i+1)*per], xhi: r.Hi.Data[i*per : (i+1)*per],
-			maxNodes: v.MaxNodes,
+			g: g, net: net, spec: specs[i], shape: shape, vshape: vshape,
+			xlo: xlo, xhi: xhi, soundFP: v.SoundFP,
+			maxNodes: v.MaxNodes, batch: v.Batch, maxQueue: DefaultBaBQueue,
 		}
 		if s.maxNodes == 0 {
 			s.maxNodes = DefaultBaBNodes
 		}
-		got, err := s.run(ctx, lo, hi)
+		if s.batch == 0 {
+			s.batch = DefaultBaBBatch
+		}
+		switch {
+		case v.Iterations == 0:
+			s.iterations = DefaultBaBIterations
+		case v.Iterations > 0:
+			s.iterations = v.Iterations
+		}
+		got, err := s.run(sctx, lo, hi, res.Lower[i])
+		cancel()
+		got.Nodes = s.nodes
 		if err != nil {
 			return nil, fmt.Errorf("sample %d: %w", i, err)
 		}
@@ -142,17 +204,18 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 	return out, nil
 }
 
-// babDomain is one domain: the pre-activation bounds with its splits applied,
-// its LP bound (the least over the spec rows), and where to split it.
+// babDomain is one domain: its pre-activation bounds (split decisions
+// included), the least bound of its open spec rows, and where to split it.
 type babDomain struct {
 	lo, hi [][]float64
+	split  [][]int8 // +1 active, −1 inactive, 0 not split (bounds.Options.Splits)
 	bound  float64
 	// rows are the spec rows not yet proven (> 0) on an enclosing domain;
 	// proven is the least bound of the others. A split only shrinks the
-	// relaxation, so a row proven on a domain holds on its subdomains.
+	// domain, so a row proven on a domain holds on its subdomains.
 	rows   []int
 	proven float64
-	// layer, neuron to split next (layer < 0: none left).
+	// layer, neuron to split next (layer < 0: no unstable neuron left).
 	layer, neuron int
 }
 
@@ -172,174 +235,395 @@ func (q *babQueue) Pop() any {
 
 // babSearch is the branch and bound of one sample.
 type babSearch struct {
-	g          *nets.Graph
-	net        *lpNet
-	spec       bounds.Spec
-	shape      []int
-	xlo, xhi   []float64
-	maxNodes   int
+	g        *nets.Graph
+	net      *lpNet
+	spec     bounds.Spec
+	shape    []int   // per-sample input shape
+	vshape   [][]int // per-sample shape of each pre-activation value
+	xlo, xhi []float64
+	soundFP  bool
+	maxNodes int
+	batch    int
+	maxQueue int
+	// iterations of α/β-CROWN per bounding (0: CROWN with clamps only).
+	iterations int
 	nodes      int
-	solver     lp.Solver
-	verifiedLB float64 // least bound of the verified domains
-	// relax is the root relaxation, loaded once, with a slack column
-	// t = h − z ∈ [0, −l] per unstable neuron (slack[k][o], −1 if stable):
-	// a split only changes column bounds (active: z ≥ 0, t = 0 so h = z;
-	// inactive: z ≤ 0, h = 0), so every domain is solved warm-started from the
-	// last basis. relax.p's column bounds follow the solver's.
-	relax          *lpRelax
-	rootLo, rootHi [][]float64
-	slack          [][]int
+	// verifiedLB is the least bound of the verified domains' rows.
+	verifiedLB float64
+	// stuck is the least bound of the domains with nothing left to split whose
+	// LP proved nothing (within the LP tolerance of 0).
+	stuck float64
 }
 
-// addSlacks adds to the root relaxation r, built with bounds lo, hi, a column t
-// and a row h − z − t = 0 for every unstable neuron.
-func (s *babSearch) addSlacks(r *lpRelax, lo, hi [][]float64) {
-	p := r.p
-	type entry struct {
-		row int
-		v   float64
-	}
-	extra := make([][]entry, p.NumCols())
-	s.slack = make([][]int, len(lo))
+// babChild is a domain about to be bounded: its parent's bounds with one split.
+type babChild struct {
+	lo, hi [][]float64
+	split  [][]int8
+	rows   []int
+	proven float64
+	layer  int // the split layer: bounds up to it are final (the parent's, split applied)
+}
+
+// run searches from the root domain with pre-activation bounds lo, hi and the
+// root's bound of every spec row.
+func (s *babSearch) run(ctx context.Context, lo, hi [][]float64, rootLower []float64) (Result, error) {
+	s.verifiedLB, s.stuck = math.Inf(1), math.Inf(1)
+	root := &babDomain{lo: lo, hi: hi, split: make([][]int8, len(lo)), bound: math.Inf(1), proven: math.Inf(1)}
 	for k := range lo {
-		s.slack[k] = make([]int, len(lo[k]))
+		root.split[k] = make([]int8, len(lo[k]))
+	}
+	for row, b := range rootLower {
+		if b > 0 {
+			root.proven = min(root.proven, b)
+		} else {
+			root.rows = append(root.rows, row)
+			root.bound = min(root.bound, b)
+		}
+	}
+	if len(root.rows) == 0 {
+		return Result{Verdict: Verified, Margin: root.proven}, nil
+	}
+	lambda := s.backward(lo, hi, s.worstRow(root.rows, rootLower))
+	root.layer, root.neuron = s.branch(lo, hi, lambda)
+	q := &babQueue{}
+	if res, err := s.settle(root, q); err != nil || res != nil {
+		return deref(res), err
+	}
+	for q.Len() > 0 {
+		if s.nodes >= s.maxNodes || q.Len() > s.maxQueue || ctx.Err() != nil {
+			break
+		}
+		// The least bound of the open domains: a lower bound over the region
+		// while their children are bounded (a child's CROWN bound may fall
+		// below its parent's, but the parent's still holds on it).
+		lb := min((*q)[0].bound, s.stuck)
+		var children []babChild
+		for len(children) < 2*s.batch && q.Len() > 0 {
+			d := heap.Pop(q).(*babDomain)
+			k, o := d.layer, d.neuron
+			for _, active := range []bool{true, false} {
+				c := babChild{lo: cloneBounds(d.lo), hi: cloneBounds(d.hi), split: make([][]int8, len(d.split)), rows: d.rows, proven: d.proven, layer: k}
+				copy(c.split, d.split)
+				c.split[k] = append([]int8(nil), d.split[k]...)
+				if active {
+					c.lo[k][o], c.split[k][o] = 0, 1
+				} else {
+					c.hi[k][o], c.split[k][o] = 0, -1
+				}
+				children = append(children, c)
+			}
+		}
+		res, err := s.boundChildren(children, q)
+		if err != nil {
+			return Result{}, err
+		}
+		if res != nil {
+			res.Margin = min(res.Margin, lb)
+			return *res, nil
+		}
+	}
+	if q.Len() == 0 && math.IsInf(s.stuck, 1) {
+		if math.IsInf(s.verifiedLB, 1) {
+			// Every leaf empty: only possible when the region itself is
+			// empty, or from rounding; prove nothing.
+			return Result{Verdict: Unknown, Margin: math.Inf(-1)}, nil
+		}
+		return Result{Verdict: Verified, Margin: s.verifiedLB}, nil
+	}
+	m := min(s.stuck, s.verifiedLB)
+	for _, d := range *q {
+		m = min(m, d.bound)
+	}
+	return Result{Verdict: Unknown, Margin: m}, nil
+}
+
+// settle files a bounded domain: verified domains update verifiedLB, domains
+// with a split left go to q, and the others get the LP; a counterexample ends
+// the search.
+func (s *babSearch) settle(d *babDomain, q *babQueue) (*Result, error) {
+	if len(d.rows) == 0 {
+		s.verifiedLB = min(s.verifiedLB, d.proven)
+		return nil, nil
+	}
+	if d.layer >= 0 {
+		heap.Push(q, d)
+		return nil, nil
+	}
+	return s.exactLP(d)
+}
+
+// worstRow returns the row of rows with the least bound.
+func (s *babSearch) worstRow(rows []int, lower []float64) int {
+	best, arg := math.Inf(1), rows[0]
+	for _, row := range rows {
+		if lower[row] < best {
+			best, arg = lower[row], row
+		}
+	}
+	return arg
+}
+
+// boundChildren bounds the children in one CROWN batch and files each.
+func (s *babSearch) boundChildren(children []babChild, q *babQueue) (*Result, error) {
+	n := len(children)
+	s.nodes += n
+	per := len(s.xlo)
+	inShape := append([]int{n}, s.shape...)
+	in := bounds.Box{Lo: nets.NewTensor(inShape...), Hi: nets.NewTensor(inShape...)}
+	for i := 0; i < n; i++ {
+		copy(in.Lo.Data[i*per:], s.xlo)
+		copy(in.Hi.Data[i*per:], s.xhi)
+	}
+	opt := bounds.Options{SoundFP: s.soundFP, Clamp: map[string]bounds.Box{}, Fixed: map[string][]bool{}, Splits: map[string][]int8{}}
+	for k, name := range s.net.pre {
+		m := len(s.net.affine[k].b)
+		vs := append([]int{n}, s.vshape[k]...)
+		c := bounds.Box{Lo: nets.NewTensor(vs...), Hi: nets.NewTensor(vs...)}
+		fixed, split := make([]bool, n), make([]int8, n*m)
+		for i, ch := range children {
+			copy(c.Lo.Data[i*m:(i+1)*m], ch.lo[k])
+			copy(c.Hi.Data[i*m:(i+1)*m], ch.hi[k])
+			copy(split[i*m:(i+1)*m], ch.split[k])
+			fixed[i] = k <= ch.layer
+		}
+		opt.Clamp[name], opt.Fixed[name], opt.Splits[name] = c, fixed, split
+	}
+	specs := make([]bounds.Spec, n)
+	for i, ch := range children {
+		for _, row := range ch.rows {
+			specs[i].C = append(specs[i].C, s.spec.C[row])
+			specs[i].D = append(specs[i].D, s.spec.D[row])
+		}
+	}
+	var res *bounds.Result
+	var err error
+	if s.iterations > 0 {
+		res, err = bounds.AlphaCROWN(s.g, in, specs, bounds.AlphaOptions{Options: opt, Iterations: s.iterations, LR: DefaultAlphaLR})
+	} else {
+		res, err = bounds.CROWN(s.g, in, specs, opt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bounding %d domains: %w", n, err)
+	}
+	var open []*babDomain
+	var points [][]float64
+	for i, ch := range children {
+		d := &babDomain{lo: make([][]float64, len(s.net.pre)), hi: make([][]float64, len(s.net.pre)), split: ch.split, bound: math.Inf(1), proven: ch.proven}
+		empty := false
+		for k, name := range s.net.pre {
+			m := len(s.net.affine[k].b)
+			box := res.Nodes[name]
+			d.lo[k] = append([]float64(nil), box.Lo.Data[i*m:(i+1)*m]...)
+			d.hi[k] = append([]float64(nil), box.Hi.Data[i*m:(i+1)*m]...)
+			for o, l := range d.lo[k] {
+				if l > d.hi[k][o] {
+					empty = true
+				}
+			}
+		}
+		if empty {
+			continue // no input reaches this domain
+		}
+		lower := make([]float64, len(s.spec.C))
+		for j, row := range ch.rows {
+			b := res.Lower[i][j]
+			lower[row] = b
+			if b > 0 {
+				d.proven = min(d.proven, b)
+			} else {
+				d.rows = append(d.rows, row)
+				d.bound = min(d.bound, b)
+			}
+		}
+		if len(d.rows) == 0 {
+			s.verifiedLB = min(s.verifiedLB, d.proven)
+			continue
+		}
+		lambda := s.backward(d.lo, d.hi, s.worstRow(d.rows, lower))
+		d.layer, d.neuron = s.branch(d.lo, d.hi, lambda)
+		open = append(open, d)
+		points = append(points, s.corner(lambda[0]))
+	}
+	if len(open) == 0 {
+		return nil, nil
+	}
+	// The corners that minimise the CROWN bounds: cheap candidate
+	// counterexamples.
+	x := nets.NewTensor(append([]int{len(points)}, s.shape...)...)
+	for i, p := range points {
+		copy(x.Data[i*per:], p)
+	}
+	y, err := s.g.Logits(x)
+	if err != nil {
+		return nil, fmt.Errorf("evaluating candidate counterexamples: %w", err)
+	}
+	outs := y.Len() / len(points)
+	for i := range points {
+		val, err := specValue(s.spec, y.Data[i*outs:(i+1)*outs])
+		if err != nil {
+			return nil, err
+		}
+		if val <= 0 {
+			cex := nets.FromData(points[i], append([]int{1}, s.shape...)...)
+			return &Result{Verdict: Falsified, Margin: min(open[i].bound, 0), Counterexample: cex}, nil
+		}
+	}
+	for _, d := range open {
+		if res, err := s.settle(d, q); err != nil || res != nil {
+			return res, err
+		}
+	}
+	return nil, nil
+}
+
+// backward propagates the spec row's coefficient backwards through the relaxed
+// network with CROWN's lines on the bounds lo, hi. It returns, per ReLU layer
+// k, the coefficient λ of its output h_k (index k+1), and at index 0 the
+// coefficient of the input x.
+func (s *babSearch) backward(lo, hi [][]float64, row int) [][]float64 {
+	K := len(s.net.pre)
+	lambda := make([][]float64, K+1)
+	a := s.spec.C[row]
+	for k := K; k >= 0; k-- {
+		aff := s.net.affine[k]
+		next := make([]float64, aff.in)
+		for o, c := range a {
+			if c == 0 {
+				continue
+			}
+			w := aff.W[o*aff.in : (o+1)*aff.in]
+			for j, wv := range w {
+				next[j] += c * wv
+			}
+		}
+		if k == 0 {
+			lambda[0] = next
+			break
+		}
+		lambda[k] = next
+		// Through ReLU layer k−1: the coefficient of z is λ·slope.
+		mu := make([]float64, len(next))
+		for j, l := range next {
+			lj, uj := lo[k-1][j], hi[k-1][j]
+			switch {
+			case uj <= 0:
+			case lj >= 0:
+				mu[j] = l
+			case l < 0:
+				mu[j] = l * uj / (uj - lj)
+			case uj >= -lj:
+				mu[j] = l
+			}
+		}
+		a = mu
+	}
+	return lambda
+}
+
+// corner returns the point of the input box that minimises λ·x.
+func (s *babSearch) corner(lambda []float64) []float64 {
+	x := make([]float64, len(s.xlo))
+	for i, l := range lambda {
+		if l > 0 {
+			x[i] = s.xlo[i]
+		} else if l < 0 {
+			x[i] = s.xhi[i]
+		} else {
+			x[i] = s.xlo[i] + (s.xhi[i]-s.xlo[i])/2
+		}
+	}
+	return x
+}
+
+// branch picks the unstable neuron whose relaxation costs the bound most under
+// the coefficients λ (see BaB), or the widest triangle when every cost is 0.
+// It returns −1, −1 when no neuron is unstable.
+func (s *babSearch) branch(lo, hi [][]float64, lambda [][]float64) (int, int) {
+	bk, bo, best := -1, -1, 0.0
+	wk, wo, widest := -1, -1, -1.0
+	for k := range lo {
 		for o := range lo[k] {
-			s.slack[k][o] = -1
 			l, u := lo[k][o], hi[k][o]
 			if !(l < 0 && u > 0) {
 				continue
 			}
-			row := p.NumRows()
-			p.RowLo, p.RowHi = append(p.RowLo, 0), append(p.RowHi, 0)
-			h, z := r.h[k]+o, r.z[k]+o
-			extra[h] = append(extra[h], entry{row, 1})
-			extra[z] = append(extra[z], entry{row, -1})
-			t := len(extra)
-			extra = append(extra, []entry{{row, -1}})
-			p.ColLo, p.ColHi, p.Obj = append(p.ColLo, 0), append(p.ColHi, -l), append(p.Obj, 0)
-			s.slack[k][o] = t
+			tri := u * -l / (u - l)
+			if tri > widest {
+				wk, wo, widest = k, o, tri
+			}
+			lam := lambda[k+1][o]
+			score := -lam * tri
+			if lam > 0 {
+				score = lam * min(u, -l) / 2
+			}
+			if score > best {
+				bk, bo, best = k, o, score
+			}
 		}
 	}
-	var ri []int
-	var vals []float64
-	start := []int{0}
-	for j := range extra {
-		if j < len(p.ColStart)-1 {
-			ri = append(ri, p.RowIndex[p.ColStart[j]:p.ColStart[j+1]]...)
-			vals = append(vals, p.Values[p.ColStart[j]:p.ColStart[j+1]]...)
-		}
-		for _, e := range extra[j] {
-			ri, vals = append(ri, e.row), append(vals, e.v)
-		}
-		start = append(start, len(ri))
+	if bk >= 0 {
+		return bk, bo
 	}
-	p.ColStart, p.RowIndex, p.Values = start, ri, vals
+	return wk, wo
 }
 
-// setCol sets column j's bounds in the solver and in relax.p, if they differ.
-func (s *babSearch) setCol(j int, lo, hi float64) error {
-	p := s.relax.p
-	if p.ColLo[j] == lo && p.ColHi[j] == hi {
-		return nil
+// exactLP bounds the open rows of a domain without unstable neurons by the LP
+// over its bounds, which is the network itself there: rows it proves are
+// proven; else its minimiser is a counterexample, or (within the LP tolerance)
+// the domain stays open as stuck.
+func (s *babSearch) exactLP(d *babDomain) (*Result, error) {
+	K := len(s.net.pre)
+	relax := buildRelax(s.net, s.xlo, s.xhi, d.lo, d.hi, K, false)
+	solver := lp.New()
+	defer solver.Close()
+	if err := solver.Load(relax.p); err != nil {
+		return nil, relaxError("loading a leaf's LP", err)
 	}
-	if err := s.solver.SetColBounds(j, lo, hi); err != nil {
-		return relaxError("setting a split", err)
-	}
-	p.ColLo[j], p.ColHi[j] = lo, hi
-	return nil
-}
-
-// apply sets the columns of every root-unstable neuron to the domain lo, hi.
-func (s *babSearch) apply(lo, hi [][]float64) error {
-	for k := range s.slack {
-		for o, t := range s.slack[k] {
-			if t < 0 {
+	last := s.net.affine[K]
+	obj := make([]float64, relax.p.NumCols())
+	worst := math.Inf(1)
+	for _, row := range d.rows {
+		clear(obj)
+		konst := s.spec.D[row]
+		for j, cj := range s.spec.C[row] {
+			if cj == 0 {
 				continue
 			}
-			rl, ru := s.rootLo[k][o], s.rootHi[k][o]
-			z, h := s.relax.z[k]+o, s.relax.h[k]+o
-			zl, zu, hu, tu := rl, ru, ru, -rl
-			switch {
-			case lo[k][o] >= 0: // active
-				zl, tu = 0, 0
-			case hi[k][o] <= 0: // inactive
-				zu, hu = 0, 0
-			}
-			if err := s.setCol(z, zl, zu); err != nil {
-				return err
-			}
-			if err := s.setCol(h, 0, hu); err != nil {
-				return err
-			}
-			if err := s.setCol(t, 0, tu); err != nil {
-				return err
+			konst += cj * last.b[j]
+			for o, wv := range last.W[j*last.in : (j+1)*last.in] {
+				obj[relax.base+o] += cj * wv
 			}
 		}
-	}
-	return nil
-}
-
-// run searches from the root domain with pre-activation bounds lo, hi.
-func (s *babSearch) run(ctx context.Context, lo, hi [][]float64) (Result, error) {
-	s.solver = lp.New()
-	defer s.solver.Close()
-	s.verifiedLB = math.Inf(1)
-	K := len(s.net.pre)
-	s.rootLo, s.rootHi = cloneBounds(lo), cloneBounds(hi)
-	s.relax = buildRelax(s.net, s.xlo, s.xhi, lo, hi, K, false)
-	s.addSlacks(s.relax, lo, hi)
-	if err := s.solver.Load(s.relax.p); err != nil {
-		return Result{}, relaxError("loading the relaxation", err)
-	}
-	q := &babQueue{}
-	stuck := math.Inf(1) // least bound of the open domains with no split left
-	all := make([]int, len(s.spec.C))
-	for i := range all {
-		all[i] = i
-	}
-	root, res, err := s.bound(lo, hi, all, math.Inf(1))
-	if err != nil || res != nil {
-		return deref(res), err
-	}
-	if root != nil {
-		heap.Push(q, root)
-	}
-	for q.Len() > 0 {
-		if s.nodes >= s.maxNodes || ctx.Err() != nil {
-			break
+		b, x, err := relax.minimise(solver, obj, konst)
+		if err != nil {
+			return nil, relaxError(fmt.Sprintf("a leaf's spec row %d", row), err)
 		}
-		d := heap.Pop(q).(*babDomain)
-		if d.layer < 0 { // nothing left to split: the LP is exact, its bound ≈ 0
-			stuck = min(stuck, d.bound)
+		if b > 0 {
+			d.proven = min(d.proven, b)
 			continue
 		}
-		k, o := d.layer, d.neuron
-		for _, active := range []bool{true, false} {
-			lo2, hi2 := cloneBounds(d.lo), cloneBounds(d.hi)
-			if active {
-				lo2[k][o] = 0
-			} else {
-				hi2[k][o] = 0
+		worst = min(worst, b)
+		if x != nil {
+			xin := make([]float64, len(s.xlo))
+			for i := range xin {
+				xin[i] = min(max(x[i], s.xlo[i]), s.xhi[i])
 			}
-			child, res, err := s.bound(lo2, hi2, d.rows, d.proven)
-			if err != nil || res != nil {
-				return deref(res), err
+			cex := nets.FromData(xin, append([]int{1}, s.shape...)...)
+			bad, err := violates(s.g, s.spec, cex)
+			if err != nil {
+				return nil, err
 			}
-			if child != nil {
-				heap.Push(q, child)
+			if bad {
+				return &Result{Verdict: Falsified, Margin: min(worst, 0), Counterexample: cex}, nil
 			}
 		}
 	}
-	// Some leaf holds a point of the region, so its bound is finite: an infinite
-	// verifiedLB means every LP failed, which proves nothing.
-	if q.Len() == 0 && math.IsInf(stuck, 1) && !math.IsInf(s.verifiedLB, 1) {
-		return Result{Verdict: Verified, Margin: s.verifiedLB}, nil
+	if math.IsInf(worst, 1) {
+		s.verifiedLB = min(s.verifiedLB, d.proven)
+		return nil, nil
 	}
-	m := min(stuck, s.verifiedLB)
-	if q.Len() > 0 {
-		m = min(m, (*q)[0].bound)
-	}
-	return Result{Verdict: Unknown, Margin: m}, nil
+	s.stuck = min(s.stuck, worst)
+	return nil, nil
 }
 
 func deref(r *Result) Result {
@@ -355,120 +639,4 @@ func cloneBounds(b [][]float64) [][]float64 {
 		c[k] = append([]float64(nil), b[k]...)
 	}
 	return c
-}
-
-// bound bounds the spec rows rows of the domain lo, hi by LP (proven: the least
-// bound of the other rows, all > 0). It returns nil, nil, nil for a verified
-// (or empty) domain, a Falsified result when the LP minimiser violates the spec,
-// and else the open domain with its split choice.
-func (s *babSearch) bound(lo, hi [][]float64, rows []int, proven float64) (*babDomain, *Result, error) {
-	s.nodes++
-	K := len(s.net.pre)
-	relax := s.relax
-	if err := s.apply(lo, hi); err != nil {
-		return nil, nil, err
-	}
-	last := s.net.affine[K]
-	obj := make([]float64, relax.p.NumCols())
-	worst := math.Inf(1)
-	var point []float64
-	var open []int
-	for _, row := range rows {
-		c := s.spec.C[row]
-		if len(c) != len(last.b) {
-			return nil, nil, fmt.Errorf("spec row %d has %d columns, the network %d outputs", row, len(c), len(last.b))
-		}
-		clear(obj)
-		konst := s.spec.D[row]
-		for j, cj := range c {
-			if cj == 0 {
-				continue
-			}
-			konst += cj * last.b[j]
-			w := last.W[j*last.in : (j+1)*last.in]
-			for o, wv := range w {
-				obj[relax.base+o] += cj * wv
-			}
-		}
-		if err := s.solver.SetObjective(obj); err != nil {
-			return nil, nil, relaxError("objective", err)
-		}
-		sol, err := s.solver.Solve()
-		if errors.Is(err, lp.ErrInfeasible) {
-			if s.nodes == 1 { // the root holds the region's points: a solver failure
-				return &babDomain{lo: lo, hi: hi, bound: math.Inf(-1), layer: -1}, nil, nil
-			}
-			return nil, nil, nil // an empty domain
-		}
-		b, x := math.Inf(-1), []float64(nil)
-		if err == nil && sol.Status == lp.Optimal {
-			b = relax.safeBound(obj, sol) + konst - lpTolerance*max(1, math.Abs(konst))
-			x = sol.X
-		} else if err != nil && !errors.Is(err, lp.ErrUnbounded) && !errors.Is(err, lp.ErrFailed) {
-			return nil, nil, relaxError(fmt.Sprintf("spec row %d", row), err)
-		}
-		if b > 0 {
-			proven = min(proven, b)
-		} else {
-			open = append(open, row)
-		}
-		if b < worst || point == nil && x != nil && b <= worst {
-			worst = b
-			point = x
-		}
-	}
-	if len(open) == 0 {
-		s.verifiedLB = min(s.verifiedLB, proven)
-		return nil, nil, nil
-	}
-	d := &babDomain{lo: lo, hi: hi, bound: worst, rows: open, proven: proven, layer: -1}
-	if point != nil {
-		xin := make([]float64, len(s.xlo))
-		for i := range xin {
-			xin[i] = min(max(point[i], s.xlo[i]), s.xhi[i])
-		}
-		x := nets.FromData(xin, s.shape...)
-		y, err := s.g.Logits(x)
-		if err != nil {
-			return nil, nil, fmt.Errorf("evaluating an LP minimiser: %w", err)
-		}
-		val, err := specValue(s.spec, y.Data)
-		if err != nil {
-			return nil, nil, err
-		}
-		if val <= 0 {
-			return nil, &Result{Verdict: Falsified, Margin: min(worst, 0), Counterexample: x}, nil
-		}
-	}
-	d.layer, d.neuron = s.branch(relax, lo, hi, point)
-	return d, nil, nil
-}
-
-// branch picks the unstable neuron to split: the largest relaxation gap
-// h − max(z, 0) at the LP minimiser x, else (no minimiser, or no gap) the widest
-// triangle u·(−l)/(u−l). It returns −1, −1 when no neuron is unstable.
-func (s *babSearch) branch(relax *lpRelax, lo, hi [][]float64, x []float64) (int, int) {
-	const minGap = 1e-9
-	bk, bo, best := -1, -1, minGap
-	wk, wo, widest := -1, -1, 0.0
-	for k := range lo {
-		for o := range lo[k] {
-			l, u := lo[k][o], hi[k][o]
-			if !(l < 0 && u > 0) {
-				continue
-			}
-			if w := u * -l / (u - l); w > widest {
-				wk, wo, widest = k, o, w
-			}
-			if x != nil {
-				if gap := x[relax.h[k]+o] - max(x[relax.z[k]+o], 0); gap > best {
-					bk, bo, best = k, o, gap
-				}
-			}
-		}
-	}
-	if bk >= 0 {
-		return bk, bo
-	}
-	return wk, wo
 }

@@ -126,7 +126,7 @@ func compose(a lpAffine, A [][]float64, c []float64) ([][]float64, []float64) {
 
 // TestBaBTinyNets: on tiny random ReLU nets (2 inputs, two hidden layers of 4–5),
 // with specs shifted so that the exact minimum over the box (by enumeration,
-// bruteMin) is ±δ, BaB settles within 300 domains and its verdict has the sign of
+// bruteMin) is ±δ, BaB settles within 2000 domains and its verdict has the sign of
 // the exact minimum; its margin never exceeds it; a counterexample is in the box
 // and violates the spec.
 func TestBaBTinyNets(t *testing.T) {
@@ -161,7 +161,7 @@ func TestBaBTinyNets(t *testing.T) {
 			if v, _ := specValue(s, y.Data); math.Abs(v-want) > 1e-6 {
 				t.Fatalf("seed %d: enumeration minimum %v, network at its minimiser %v", seed, want, v)
 			}
-			res, err := BaB{MaxNodes: 300}.Verify(ctx, g, r, s)
+			res, err := BaB{MaxNodes: 2000}.Verify(ctx, g, r, s)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,9 @@ import (
 
 // LP verifies a ReLU network by linear programming over the triangle ("Planet")
 // relaxation of every unstable ReLU (Ehlers, ATVA 2017; lpRelax), one LP per
-// sample, its pre-activation bounds taken from α-CROWN (bounds.AlphaCROWN). Each
+// sample, its pre-activation bounds taken from α-CROWN (bounds.AlphaCROWN) with
+// the slopes of every intermediate bound optimised as well
+// (bounds.Options.IntermediateAlpha, as alpha-CROWN is published). Each
 // spec row C·y + D is minimised over the LP, warm-starting from the previous
 // row's basis; a row's margin is the larger of the LP bound and α-CROWN's (both
 // are sound, the LP, with the same intermediate bounds, the tighter of CROWN's
@@ -123,7 +125,7 @@ func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bound
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
+	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP, IntermediateAlpha: DefaultAlphaIterations}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
 	res, err := bounds.AlphaCROWN(g, bounds.Box{Lo: r.Lo, Hi: r.Hi}, specs, opt)
 	if err != nil {
 		return nil, nil, nil, err

@@ -115,7 +115,7 @@ func minSpecPGD(t *testing.T, g *nets.Graph, r Region, labels []int, specs []bou
 
 // shippedMLPSamples loads the shipped MNIST MLP, its first n test samples and labels,
 // their robustness specs and the L∞ region of the given radius in [0,1].
-func shippedMLPSamples(t *testing.T, n int, radius float64) (*nets.Graph, []int, []bounds.Spec, Region) {
+func shippedMLPSamples(t testing.TB, n int, radius float64) (*nets.Graph, []int, []bounds.Spec, Region) {
 	t.Helper()
 	g, err := nets.ReadONNX("../testdata/mnist_mlp.onnx")
 	if err != nil {

@@ -44,6 +44,9 @@ type Result struct {
 	// Counterexample, when Falsified, is an input of the region, [1, ...input
 	// shape], whose output violates the spec.
 	Counterexample *nets.Tensor
+	// Nodes is the number of domains branch and bound bounded (0 for the
+	// other verifiers, and when BaB needed no search).
+	Nodes int
 }
 
 // Verifier decides one property: spec s over region r (batch dimension 1) of the

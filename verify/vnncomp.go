@@ -162,6 +162,11 @@ func Decide(ctx context.Context, g *nets.Graph, p *Property, opt DecideOptions) 
 		if err != nil || dec.Outcome != OutcomeUnknown {
 			return dec, err
 		}
+	} else {
+		dec, err := d.bab(open)
+		if err != nil || dec.Outcome != OutcomeUnknown {
+			return dec, err
+		}
 	}
 	if ctx.Err() != nil {
 		return Decision{Outcome: OutcomeTimeout}, nil
@@ -379,18 +384,18 @@ func (v violation) Eval(logits *nets.Tensor, labels []int) ([]float64, *nets.Ten
 	return vals, grad, nil
 }
 
-// pgd runs rounds of projected signed-gradient ascent of the violation loss from
-// random points of the items' boxes (the first round also from the centres), each
-// iterate re-checked as a counterexample when its loss says so.
+// pgd runs rounds of projected signed-gradient ascent (boxAscent) of the
+// violation loss from random points of the items' boxes (the first round also
+// from the centres), each iterate re-checked as a counterexample when its loss
+// says so.
 func (d *decider) pgd(open []item, rounds int) (Decision, error) {
 	conj := make([]Conjunct, len(open))
 	for i, it := range open {
 		conj[i] = d.p.Cases[it.c].Out[it.k]
 	}
-	loss := violation{conj: conj}
 	for r := 0; r < rounds; r++ {
 		var its []item
-		var xs [][]float64
+		var xs, los, his [][]float64
 		var labels []int
 		for i, it := range open {
 			for s := 0; s < d.opt.Starts; s++ {
@@ -403,51 +408,132 @@ func (d *decider) pgd(open []item, rounds int) (Decision, error) {
 					x[j] = math.Min(math.Max(it.lo[j]+(it.hi[j]-it.lo[j])*t, it.lo[j]), it.hi[j])
 				}
 				its, xs, labels = append(its, it), append(xs, x), append(labels, i)
+				los, his = append(los, it.lo), append(his, it.hi)
 			}
 		}
-		for step := 0; step < d.opt.Steps; step++ {
-			if d.ctx.Err() != nil {
-				return Decision{Outcome: OutcomeTimeout}, nil
-			}
-			vals, grad, err := d.g.LossGrad(d.batch(xs), labels, loss)
-			if err != nil {
-				return Decision{}, fmt.Errorf("decide: gradient: %w", err)
-			}
-			var cand []int
-			for i, v := range vals {
-				if v >= 0 {
-					cand = append(cand, i)
-				}
-			}
-			if len(cand) > 0 {
+		var dec Decision
+		a := boxAscent{g: d.g, shape: d.shape, loss: violation{conj: conj}, steps: d.opt.Steps, lo: los, hi: his, labels: labels,
+			check: func(cand []int, xs [][]float64) (bool, error) {
 				ci, cx := make([]item, len(cand)), make([][]float64, len(cand))
 				for t, i := range cand {
 					ci[t], cx[t] = its[i], xs[i]
 				}
-				if dec, err := d.check(ci, cx); err != nil || dec.Outcome == OutcomeSat {
-					return dec, err
-				}
-			}
-			// Step size decays from 1/4 to 1/100 of the box width.
-			frac := 0.25 * math.Pow(0.04, float64(step)/float64(max(d.opt.Steps-1, 1)))
-			per := d.p.NumInputs
-			for i, x := range xs {
-				g := grad.Data[i*per : (i+1)*per]
-				it := its[i]
-				for j := range x {
-					w := (it.hi[j] - it.lo[j]) * frac
-					switch {
-					case g[j] > 0:
-						x[j] += w
-					case g[j] < 0:
-						x[j] -= w
-					}
-					x[j] = math.Min(math.Max(x[j], it.lo[j]), it.hi[j])
-				}
-			}
+				var err error
+				dec, err = d.check(ci, cx)
+				return dec.Outcome == OutcomeSat, err
+			}}
+		done, err := a.run(d.ctx, xs)
+		switch {
+		case d.ctx.Err() != nil:
+			return Decision{Outcome: OutcomeTimeout}, nil
+		case err != nil:
+			return Decision{}, fmt.Errorf("decide: %w", err)
+		case done:
+			return dec, nil
 		}
 	}
 	return Decision{}, nil
+}
+
+// bab runs branch and bound over ReLU splits (BaB, with float rounding
+// bounded) on the open items, one after the other, until ctx ends: an item
+// whose conjunct is one halfspace C·y + D ≥ 0 is proven empty when BaB
+// verifies −C·y − D > 0 over its box, and a BaB counterexample is re-checked
+// as a sat point. Items with several halfspaces, and networks that are not a
+// chain of affine maps and ReLUs, are left open. It returns Unsat when every
+// item is proven.
+func (d *decider) bab(open []item) (Decision, error) {
+	g := d.g
+	if free, ok := freeBatch(g, d.shape); ok {
+		g = free
+	} else if d.chunk != 1 && d.chunk != 64 {
+		return Decision{}, nil // a fixed batch above 1: BaB bounds one box at a time
+	}
+	remaining := 0
+	for _, it := range open {
+		conj := d.p.Cases[it.c].Out[it.k]
+		if len(conj) != 1 {
+			remaining++
+			continue
+		}
+		if d.ctx.Err() != nil {
+			return Decision{Outcome: OutcomeTimeout}, nil
+		}
+		h := conj[0]
+		c := make([]float64, len(h.C))
+		for j, v := range h.C {
+			c[j] = -v
+		}
+		spec := bounds.Spec{C: [][]float64{c}, D: []float64{-h.D}}
+		in := append([]int{1}, d.shape...)
+		r := Region{Lo: nets.FromData(append([]float64(nil), it.lo...), in...), Hi: nets.FromData(append([]float64(nil), it.hi...), in...)}
+		res, err := BaB{SoundFP: true, Seed: d.opt.Seed}.Verify(d.ctx, g, r, spec)
+		if errors.Is(err, bounds.ErrUnsupported) {
+			return Decision{}, nil
+		}
+		if err != nil {
+			if d.ctx.Err() != nil {
+				return Decision{Outcome: OutcomeTimeout}, nil
+			}
+			return Decision{}, fmt.Errorf("decide: branch and bound: %w", err)
+		}
+		switch res.Verdict {
+		case Verified:
+			continue
+		case Falsified:
+			dec, err := d.check([]item{it}, [][]float64{res.Counterexample.Data})
+			if err != nil || dec.Outcome == OutcomeSat {
+				return dec, err
+			}
+		}
+		remaining++
+	}
+	if remaining == 0 {
+		return Decision{Outcome: OutcomeUnsat}, nil
+	}
+	return Decision{}, nil
+}
+
+// freeBatch returns g with a free batch dimension when its input declares a
+// fixed one (models exported for a batch of 1) and the graph evaluates a batch
+// of two points exactly as it does each alone; BaB bounds many domains per call.
+func freeBatch(g *nets.Graph, shape []int) (*nets.Graph, bool) {
+	var in int = -1
+	for i, vi := range g.Inputs {
+		if _, isParam := g.Params[vi.Name]; !isParam {
+			in = i
+		}
+	}
+	if in < 0 || len(g.Inputs[in].Shape) == 0 {
+		return nil, false
+	}
+	if g.Inputs[in].Shape[0] < 0 {
+		return g, true
+	}
+	free := *g
+	free.Inputs = append([]nets.ValueInfo(nil), g.Inputs...)
+	free.Inputs[in].Shape = append([]int{-1}, g.Inputs[in].Shape[1:]...)
+	n := nets.NumElements(shape)
+	two := nets.NewTensor(append([]int{2}, shape...)...)
+	for i := range two.Data {
+		two.Data[i] = float64(i%7) / 7
+	}
+	y2, err := free.Logits(two)
+	if err != nil {
+		return nil, false
+	}
+	for row := 0; row < 2; row++ {
+		y, err := g.Logits(nets.FromData(append([]float64(nil), two.Data[row*n:(row+1)*n]...), append([]int{1}, shape...)...))
+		if err != nil || y2.Len() != 2*y.Len() {
+			return nil, false
+		}
+		for j, v := range y.Data {
+			if y2.Data[row*y.Len()+j] != v {
+				return nil, false
+			}
+		}
+	}
+	return &free, true
 }
 
 // splittable reports whether every open item has few enough inputs of non-zero
