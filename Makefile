@@ -49,9 +49,11 @@ VNN_TIMEOUT ?= 60s
 vnncomp:
 	$(GO) run ./cmd/vnncomp --timeout $(VNN_TIMEOUT)
 
-# models re-trains the shipped models reproducibly (same seed, same bytes).
+# models re-trains the shipped models reproducibly (same seed, same bytes); MODELS
+# picks some of them, e.g. `make models MODELS=mnist_cnn_noise025,mnist_cnn_noise050`.
+MODELS ?=
 models:
-	$(GO) run ./cmd/models
+	$(GO) run ./cmd/models $(if $(MODELS),--models $(MODELS))
 
 # fuzz runs each parser fuzz target for FUZZTIME.
 FUZZTIME ?= 60s

@@ -2,6 +2,8 @@
 //
 //	mnist_mlp.onnx               784-100-100-10 ReLU MLP
 //	mnist_cnn.onnx               the Wong & Kolter (2018) small MNIST CNN
+//	mnist_cnn_noise025.onnx      that CNN trained on x + N(0, 0.25²I): a base classifier
+//	mnist_cnn_noise050.onnx      that CNN trained on x + N(0, 0.5²I)   for randomized smoothing
 //	mnist-test-1k.npy            float32 [1000,1,28,28]: first 1000 MNIST test images, pixel/255
 //	mnist-test-1k-labels.npy     int64 [1000]: their labels
 //
@@ -9,7 +11,13 @@
 // gradient sums run in a fixed order, so the same seed writes byte-identical files
 // on any machine and core count. Each model is read back from its ONNX file (float32
 // weights) and scored on the full 10000-image test set; a model below its required
-// accuracy is an error.
+// accuracy is an error. A model trained with Gaussian data augmentation at σ (Cohen,
+// Rosenfeld & Kolter, "Certified Adversarial Robustness via Randomized Smoothing",
+// ICML 2019) is also scored on the test set plus one fixed draw of N(0, σ²I) noise,
+// unclipped: the accuracy of the base classifier under the noise it is smoothed with.
+//
+// --models picks the models to train (default all), so the noisy CNNs can be
+// re-trained without the others: go run ./cmd/models --models mnist_cnn_noise025.
 //
 // Usage: go run ./cmd/models [flags]   (make models)
 package main
@@ -23,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/certify-dev/certify/nets"
@@ -31,14 +40,19 @@ import (
 
 // recipe is how one model is built and trained.
 type recipe struct {
-	name    string // file stem under --out
-	build   func(*rand.Rand) (*nets.Graph, error)
-	epochs  int
-	batch   int
-	lr      float64
-	minAcc  float64 // required test accuracy of the exported model
-	stream  uint64  // PCG stream, so each model's randomness is independent
-	summary string
+	name   string // file stem under --out
+	build  func(*rand.Rand) (*nets.Graph, error)
+	epochs int
+	batch  int
+	lr     float64
+	minAcc float64 // required test accuracy of the exported model
+	// sigma > 0 trains with Gaussian data augmentation x + N(0, σ²I)
+	// (nets.TrainConfig.NoiseSigma); minNoisyAcc is then the required accuracy on the
+	// test set plus one fixed draw of that noise.
+	sigma       float64
+	minNoisyAcc float64
+	stream      uint64 // PCG stream, so each model's randomness is independent
+	summary     string
 }
 
 func recipes() []recipe {
@@ -49,8 +63,18 @@ func recipes() []recipe {
 		{name: "mnist_cnn", summary: "CNN conv16-conv32-fc100-fc10 (Wong & Kolter 2018)",
 			build:  nets.MNISTCNN,
 			epochs: 5, batch: 128, lr: 2e-3, minAcc: 0.985, stream: 2},
+		{name: "mnist_cnn_noise025", summary: "CNN conv16-conv32-fc100-fc10, base classifier for randomized smoothing (Cohen et al. 2019)",
+			build:  nets.MNISTCNN,
+			epochs: 10, batch: 128, lr: 2e-3, minAcc: 0.985, sigma: 0.25, minNoisyAcc: 0.98, stream: 3},
+		{name: "mnist_cnn_noise050", summary: "CNN conv16-conv32-fc100-fc10, base classifier for randomized smoothing (Cohen et al. 2019)",
+			build:  nets.MNISTCNN,
+			epochs: 10, batch: 128, lr: 2e-3, minAcc: 0.98, sigma: 0.5, minNoisyAcc: 0.965, stream: 4},
 	}
 }
+
+// noiseStream offsets a recipe's PCG stream for the noise of its noisy test set, so
+// that the evaluation noise is fixed by the seed and independent of training's.
+const noiseStream = 1 << 32
 
 type options struct {
 	out        string
@@ -77,7 +101,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.out, "out", "testdata", "folder to write the models and sample data into")
 	fs.StringVar(&o.mnist, "mnist", "", "folder of the MNIST IDX files (default: $"+nets.MNISTDirEnv+" or the GoMNIST module)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed of initialisation and shuffling")
-	fs.StringSliceVar(&o.only, "models", []string{"mnist_mlp", "mnist_cnn"}, "models to train")
+	var names []string
+	for _, rc := range recipes() {
+		names = append(names, rc.name)
+	}
+	fs.StringSliceVar(&o.only, "models", names, "models to train")
 	fs.IntVar(&o.epochs, "epochs", 0, "override every model's number of epochs (0: the recipe's)")
 	fs.IntVar(&o.trainLimit, "train-limit", 0, "train on only the first N training images (0: all 60000)")
 	fs.BoolVar(&o.check, "check", true, "fail when a model misses its required test accuracy")
@@ -98,8 +126,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for _, m := range o.only {
-		if !slices.ContainsFunc(recipes(), func(rc recipe) bool { return rc.name == m }) {
-			return fmt.Errorf("--models: unknown model %q (have mnist_mlp, mnist_cnn)", m)
+		if !slices.Contains(names, m) {
+			return fmt.Errorf("--models: unknown model %q (have %s)", m, strings.Join(names, ", "))
 		}
 	}
 	dir := o.mnist
@@ -182,20 +210,34 @@ func trainOne(rc recipe, o options, trainX *nets.Tensor, trainY []int, testX *ne
 	if o.epochs > 0 {
 		epochs = o.epochs
 	}
-	fmt.Fprintf(w, "%s: %s; %d training images, %d epochs, batch %d, Adam lr %g (cosine, 1 warm-up epoch), seed %d\n",
-		rc.name, rc.summary, len(trainY), epochs, rc.batch, rc.lr, o.seed)
+	noise := ""
+	var noisyX *nets.Tensor
+	if rc.sigma > 0 {
+		noise = fmt.Sprintf(", Gaussian augmentation σ %g", rc.sigma)
+		noisyX = addNoise(testX, rc.sigma, rand.New(rand.NewPCG(o.seed, noiseStream+rc.stream)))
+	}
+	fmt.Fprintf(w, "%s: %s; %d training images, %d epochs, batch %d, Adam lr %g (cosine, 1 warm-up epoch)%s, seed %d\n",
+		rc.name, rc.summary, len(trainY), epochs, rc.batch, rc.lr, noise, o.seed)
 	start := time.Now()
 	steps := (len(trainY) + rc.batch - 1) / rc.batch
 	_, err = nets.Train(g, trainX, trainY, nets.TrainConfig{
 		Epochs: epochs, BatchSize: rc.batch, Optimizer: nets.NewAdam(),
-		Schedule: nets.CosineLR(rc.lr, steps), Rand: r,
+		Schedule: nets.CosineLR(rc.lr, steps), Rand: r, NoiseSigma: rc.sigma,
 		OnEpoch: func(s nets.EpochStats) error {
 			acc, err := nets.Accuracy(g, testX, testY, 1000)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "  epoch %2d  loss %.4f  train acc %.2f%%  test acc %.2f%%  lr %.2e  %5.1fs\n",
-				s.Epoch, s.Loss, 100*s.Accuracy, 100*acc, s.LR, s.Duration.Seconds())
+			noisy := ""
+			if noisyX != nil {
+				nacc, err := nets.Accuracy(g, noisyX, testY, 1000)
+				if err != nil {
+					return err
+				}
+				noisy = fmt.Sprintf("  noisy test acc %.2f%%", 100*nacc)
+			}
+			fmt.Fprintf(w, "  epoch %2d  loss %.4f  train acc %.2f%%  test acc %.2f%%%s  lr %.2e  %5.1fs\n",
+				s.Epoch, s.Loss, 100*s.Accuracy, 100*acc, noisy, s.LR, s.Duration.Seconds())
 			return nil
 		},
 	})
@@ -222,7 +264,28 @@ func trainOne(rc recipe, o options, trainX *nets.Tensor, trainY []int, testX *ne
 	if o.check && acc < rc.minAcc {
 		return "", fmt.Errorf("test accuracy %.2f%% below the required %.2f%%", 100*acc, 100*rc.minAcc)
 	}
+	if noisyX != nil {
+		nacc, err := nets.Accuracy(back, noisyX, testY, 1000)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(w, "%s: accuracy under N(0, %g²I) noise %.2f%% (%d images, one fixed draw)\n",
+			rc.name, rc.sigma, 100*nacc, len(testY))
+		if o.check && nacc < rc.minNoisyAcc {
+			return "", fmt.Errorf("noisy test accuracy %.2f%% below the required %.2f%%", 100*nacc, 100*rc.minNoisyAcc)
+		}
+	}
 	return path, nil
+}
+
+// addNoise returns x + σ·z, z ~ N(0, I) drawn from r in row-major order, unclipped:
+// the inputs the base classifier of randomized smoothing sees (Cohen et al. 2019).
+func addNoise(x *nets.Tensor, sigma float64, r *rand.Rand) *nets.Tensor {
+	y := x.Clone()
+	for i := range y.Data {
+		y.Data[i] += sigma * r.NormFloat64()
+	}
+	return y
 }
 
 func fileSHA256(path string) (string, error) {
