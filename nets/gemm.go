@@ -95,13 +95,34 @@ func (op Gemm) Forward(in []*Tensor) ([]*Tensor, error) {
 		return nil, err
 	}
 	y := NewTensor(m, n)
+	op.compute(in, m, n, k, pc, y.Data)
+	return []*Tensor{y}, nil
+}
+
+// infer is Forward for Graph.Logits: Y is written into *out (reused across calls)
+// and, when relu is set, max(0,·) is taken in place, as a following Relu would.
+func (op Gemm) infer(in []*Tensor, out *[]float64, relu bool) (*Tensor, error) {
+	m, n, k, pc, err := op.gemmDims(in)
+	if err != nil {
+		return nil, err
+	}
+	y := &Tensor{Shape: []int{m, n}, Data: grow(out, m*n)}
+	op.compute(in, m, n, k, pc, y.Data)
+	if relu {
+		biasRelu(y.Data, y.Data, 0, false, true)
+	}
+	return y, nil
+}
+
+// compute writes Y = alpha·A'·B' + beta·C into y (m×n; its prior contents are
+// ignored): first beta·C stretched to [M,N], then the product accumulated on top.
+func (op Gemm) compute(in []*Tensor, m, n, k int, pc *bcastPlan, y []float64) {
 	if pc != nil {
-		// Y ← beta·C stretched to [M,N]; the product is then accumulated on top.
 		c := in[2].Data
 		cols, sc, _ := pc.inner()
 		beta := op.Beta
 		pc.rows(func(o, ic, _ int) {
-			d := y.Data[o : o+cols]
+			d := y[o : o+cols]
 			if sc == 1 {
 				for i, v := range c[ic : ic+cols] {
 					d[i] = beta * v
@@ -113,15 +134,16 @@ func (op Gemm) Forward(in []*Tensor) ([]*Tensor, error) {
 				d[i] = v
 			}
 		})
+	} else if k == 0 {
+		clear(y)
 	}
 	if k > 0 {
-		beta := 0.0 // y is still zero: let BLAS skip reading it
+		beta := 0.0 // no C: let BLAS overwrite y without reading it
 		if pc != nil {
 			beta = 1
 		}
-		gemm(op.TransA, op.TransB, m, n, k, op.Alpha, in[0].Data, lead(in[0]), in[1].Data, lead(in[1]), beta, y.Data, n)
+		gemm(op.TransA, op.TransB, m, n, k, op.Alpha, in[0].Data, lead(in[0]), in[1].Data, lead(in[1]), beta, y, n)
 	}
-	return []*Tensor{y}, nil
 }
 
 // Backward differentiates Y = alpha·A'B' + beta·C:

@@ -345,7 +345,10 @@ func runParts(parts [][2]int, f func(part, lo, hi int) error) error {
 	return nil
 }
 
-// Logits runs the graph on a batch, splitting it across all cores.
+// Logits runs the graph on a batch, splitting it across all cores. The rows go in
+// the same parts and calls as in forwardRows (so the results do not depend on the
+// number of cores), each through the inference schedule of infer.go, which gives
+// the values Forward would.
 func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 	in, outName, err := g.single()
 	if err != nil {
@@ -354,16 +357,32 @@ func (g *Graph) Logits(x *Tensor) (*Tensor, error) {
 	if x.Rank() == 0 || x.Shape[0] == 0 {
 		return nil, fmt.Errorf("input %q: empty batch, shape %v", in.Name, x.Shape)
 	}
-	parts := make([]*Tensor, x.Shape[0])
-	err = g.forwardRows(in, x, 32, func(s, e int, vals Values) error {
-		parts[s] = vals[outName]
-		return nil
-	})
+	steps := g.inferSchedule()
+	n, rows, step := x.Shape[0], logitsRows, rowStep(in)
+	parts := make([]*Tensor, n)
+	err = runPartsArena(fixedParts(n, rows, (n+rows-1)/rows), func() *inferArena { return newInferArena(len(steps)) },
+		func(a *inferArena, _, lo, hi int) error {
+			for s, e := lo, lo; s < hi; s = e {
+				e = hi
+				if hi-s > step {
+					e = s + step
+				}
+				y, err := g.infer(steps, a, in, sliceRows(x, s, e), outName)
+				if err != nil {
+					return err
+				}
+				parts[s] = y.Clone() // y may live in the arena, reused by the next call
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
 	return concatRows(compact(parts))
 }
+
+// logitsRows is the number of rows per part in Logits.
+const logitsRows = 32
 
 // forwardRows runs Forward on the rows of x in parts of about rows rows, on all
 // cores, and within a part in calls of at most rowStep(in) rows; f sees each call's
