@@ -8,14 +8,21 @@ package pipeline
 // input in the region (re-checked by the pipeline) that is misclassified. Both
 // cannot be true, so every such pair is a falsified certificate: a bug in the method
 // (or in the model's forward pass the method reasons about), never an attack bug.
+// A SmoothedMethod certifies the smoothed classifier, not the model: its
+// certificates count whatever the model's clean prediction and are not audited by
+// the attacks on the model (summarizeSmoothing counts its own audit).
 func summarize(rep *Report) {
 	s := &rep.Summary
 	n := float64(len(rep.Samples))
 	correct, robust, falsified := 0, 0, 0
 	certified := make(map[string]int, len(rep.Methods))
+	smoothing := rep.smoothingMethod() // certifies g, not the model: see SmoothedMethod
 	for i := range rep.Samples {
 		smp := &rep.Samples[i]
 		smp.Falsified = nil
+		if smoothing != "" && smp.Certified[smoothing] {
+			certified[smoothing]++ // whatever the model's clean prediction
+		}
 		if !smp.Correct() {
 			continue
 		}
@@ -28,7 +35,7 @@ func summarize(rep *Report) {
 			robust++
 		}
 		for _, m := range rep.Methods {
-			if !smp.Certified[m] {
+			if m == smoothing || !smp.Certified[m] {
 				continue
 			}
 			certified[m]++
@@ -54,4 +61,5 @@ func summarize(rep *Report) {
 	if len(rep.Methods) > 0 && len(rep.Attacks) > 0 {
 		s.FalsifiedCertificates = &falsified
 	}
+	summarizeSmoothing(rep)
 }

@@ -46,6 +46,14 @@ type Certificate struct {
 	// / nothing to prove) is kept out of the report, whose JSON cannot hold it; NaN is
 	// an error.
 	Margin float64
+	// Counterexample, when not nil, is an input of the region that the model
+	// misclassifies, found by the method (a complete verifier's "falsified"),
+	// [1, ...input shape]. The pipeline re-checks it and records the sample
+	// as refuted by the method; one that does not re-check is an error.
+	Counterexample *nets.Tensor
+	// Smoothing is the record of a SmoothedMethod (the smoothed classifier's
+	// prediction and certified L2 radius), kept in Sample.Smoothing; nil otherwise.
+	Smoothing *Smoothing
 }
 
 // SampleSeed derives the seed of one sample from the run's seed, so that a

@@ -12,6 +12,8 @@ type Report struct {
 	Norm        Norm       `json:"norm"`
 	Domain      [2]float64 `json:"domain"` // [lo, hi]
 	Seed        int64      `json:"seed"`
+	// Smoothing has the parameters of randomized smoothing, when it ran.
+	Smoothing *SmoothingParams `json:"smoothing,omitempty"`
 	// Methods and Attacks list the stages that ran, in the order of the tables.
 	Methods []string `json:"methods"`
 	Attacks []string `json:"attacks"`
@@ -30,6 +32,9 @@ type Sample struct {
 	// Margins has the proven lower bound of the worst spec row per method, for the
 	// samples the method ran on, when finite.
 	Margins map[string]float64 `json:"margins,omitempty"`
+	// Refuted names the methods that found a counterexample: an input of the
+	// region the model misclassifies, re-checked by the pipeline.
+	Refuted []string `json:"refuted,omitempty"`
 	// Attacks has an entry per attack that ran on the sample (correctly classified
 	// samples only): true when it found an input in the region that is misclassified.
 	Attacks map[string]bool `json:"attacks,omitempty"`
@@ -50,6 +55,8 @@ type Smoothing struct {
 	Prediction int     `json:"prediction"`
 	Abstain    bool    `json:"abstain"`
 	Radius     float64 `json:"radius"`
+	// Attack is the smoothing audit of a certified sample, when it ran.
+	Attack *SmoothingAttack `json:"attack,omitempty"`
 }
 
 // Summary aggregates the samples. Accuracies are fractions of N.
@@ -63,6 +70,10 @@ type Summary struct {
 	// FalsifiedCertificates counts (sample, method) pairs where the method certified
 	// the sample and an attack broke it; present when both methods and attacks ran.
 	FalsifiedCertificates *int `json:"falsified_certificates,omitempty"`
+	// SmoothingCurve is the certified accuracy of the smoothed classifier by L2
+	// radius, and SmoothingAudit the counts of its audit; present when smoothing ran.
+	SmoothingCurve []CurvePoint           `json:"smoothing_curve,omitempty"`
+	SmoothingAudit *SmoothingAuditSummary `json:"smoothing_audit,omitempty"`
 	// Seconds is the wall time per stage: "clean", then one per method and attack.
 	Seconds map[string]float64 `json:"seconds"`
 	// Warnings are reasons to distrust the empirical accuracy (the attacks' sanity

@@ -61,6 +61,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
+	smoothing, err := smoothingParams(cfg.Methods)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
 	n := cfg.X.Shape[0]
 	indices := cfg.Indices
 	if indices == nil {
@@ -78,6 +82,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Samples: make([]Sample, n),
 		Summary: Summary{N: n, Seconds: map[string]float64{}},
 	}
+	rep.Smoothing = smoothing
 	pr := &progress{w: cfg.Progress}
 
 	// Clean pass: one batched call; the model parallelises.
@@ -109,7 +114,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		start := time.Now()
-		if err := runMethod(ctx, cfg, m, rep.Samples, todo, pr); err != nil {
+		if err := runMethod(ctx, cfg, m, rep.Samples, methodRows(m, todo, n), pr); err != nil {
 			return nil, err
 		}
 		rep.Methods = append(rep.Methods, m.Name())
@@ -271,12 +276,44 @@ func runMethod(ctx context.Context, cfg Config, m Method, samples []Sample, todo
 			return fmt.Errorf("method %s: sample %d: margin is NaN", name, samples[row].Index)
 		}
 		samples[row].Certified[name] = c.Certified
+		if c.Smoothing != nil {
+			samples[row].Smoothing = c.Smoothing
+		}
+		if c.Counterexample != nil {
+			if c.Certified {
+				return fmt.Errorf("method %s: sample %d: certified, and a counterexample", name, samples[row].Index)
+			}
+			if err := recheck(cfg, samples, row, c.Counterexample); err != nil {
+				return fmt.Errorf("method %s: sample %d: its counterexample does not re-check: %w", name, samples[row].Index, err)
+			}
+			samples[row].Refuted = append(samples[row].Refuted, name)
+		}
 		if !math.IsInf(c.Margin, 0) {
 			if samples[row].Margins == nil {
 				samples[row].Margins = map[string]float64{}
 			}
 			samples[row].Margins[name] = c.Margin
 		}
+	}
+	return nil
+}
+
+// recheck checks that x lies in the region of row and that the model
+// misclassifies it.
+func recheck(cfg Config, samples []Sample, row int, x *nets.Tensor) error {
+	q := query(cfg, samples, row)
+	if x.Len() != q.X.Len() {
+		return fmt.Errorf("%d values, the sample %d", x.Len(), q.X.Len())
+	}
+	if err := q.Region.check(x.Data); err != nil {
+		return err
+	}
+	pred, err := predict(cfg.Model, nets.FromData(append([]float64(nil), x.Data...), q.X.Shape...), []int{q.Label})
+	if err != nil {
+		return err
+	}
+	if pred[0] == q.Label {
+		return fmt.Errorf("the model classifies it correctly (%d)", q.Label)
 	}
 	return nil
 }

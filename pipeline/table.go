@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -43,7 +44,8 @@ func (r *Report) WriteTables(w io.Writer, perSample bool) error {
 // WriteTablesWith renders the report: the per-sample table (when o.PerSample is set
 // or the run has at most PerSampleMax samples; otherwise, if some certificates were
 // falsified, the table of those samples alone, so that they are never hidden), the
-// summary table, then the warnings, one line each.
+// summary table, the certified accuracy curve of randomized smoothing when it ran,
+// then the warnings, one line each.
 func (r *Report) WriteTablesWith(w io.Writer, o TableOptions) error {
 	var falsified []Sample
 	for _, s := range r.Samples {
@@ -63,6 +65,9 @@ func (r *Report) WriteTablesWith(w io.Writer, o TableOptions) error {
 		}
 	}
 	if err := r.writeSummaryTable(w, o.Color); err != nil {
+		return err
+	}
+	if err := r.writeSmoothingCurve(w); err != nil {
 		return err
 	}
 	for _, msg := range r.Summary.Warnings {
@@ -89,7 +94,7 @@ func (r *Report) WriteSampleTable(w io.Writer) error {
 
 func (r *Report) writeSampleTable(w io.Writer, samples []Sample, color bool) error {
 	header := []any{"index", "label", "predicted", "correct"}
-	for _, m := range r.Methods {
+	for _, m := range r.tableMethods() {
 		header = append(header, m)
 	}
 	for _, a := range r.Attacks {
@@ -115,7 +120,7 @@ func (r *Report) writeSampleTable(w io.Writer, samples []Sample, color bool) err
 	for i := range samples {
 		s := &samples[i]
 		row := []string{strconv.Itoa(s.Index), strconv.Itoa(s.Label), strconv.Itoa(s.Predicted), yesNo(s.Correct())}
-		for _, m := range r.Methods {
+		for _, m := range r.tableMethods() {
 			row = append(row, methodCell(s, m))
 		}
 		for _, a := range r.Attacks {
@@ -203,6 +208,11 @@ func (r *Report) writeSummaryTable(w io.Writer, color bool) error {
 	for _, m := range r.Methods {
 		rows = append(rows, []string{"certified accuracy: " + m, frac(count(func(x *Sample) bool { return x.Certified[m] }))})
 	}
+	for _, m := range r.Methods {
+		if c := count(func(x *Sample) bool { return slices.Contains(x.Refuted, m) }); c > 0 {
+			rows = append(rows, []string{"counterexample found: " + m, strconv.Itoa(c)})
+		}
+	}
 	for _, a := range r.Attacks {
 		rows = append(rows, []string{"adversarial found: " + a, strconv.Itoa(count(func(x *Sample) bool { return x.Attacks[a] }))})
 	}
@@ -230,6 +240,7 @@ func (r *Report) writeSummaryTable(w io.Writer, color bool) error {
 		}
 		rows = append(rows, row)
 	}
+	rows = append(rows, r.smoothingSummaryRows()...)
 	stages := append(append([]string{cleanStage}, r.Methods...), r.Attacks...)
 	for _, st := range stages {
 		if sec, ok := s.Seconds[st]; ok {

@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -80,7 +81,8 @@ type options struct {
 	attackOpts       attacks.Options // Surrogate is loaded by evaluate
 	surrogate        string
 	auditEffort      int
-	vnn              vnnOptions // --vnnlib mode (vnnlib.go)
+	vnn              vnnOptions       // --vnnlib mode (vnnlib.go)
+	smoothing        smoothingOptions // --methods smoothing (smoothing.go)
 }
 
 // usageHead is the help text above the flags.
@@ -107,13 +109,15 @@ Certification methods (--methods):
   alpha-crown  CROWN with optimised ReLU slopes
   lp           LP over the triangle ReLU relaxation, bounds from alpha-crown (~0.5 s/sample on the MLP)
   lp-all       lp with every layer's bounds tightened by LP first (slow)
-  bab          complete: branch and bound over ReLU splits on the LP (verified, falsified or unknown after 200 domains)
+  bab          complete: PGD, then branch and bound over ReLU splits bounded by beta-CROWN (verified, falsified, or unknown after --timeout per sample)
+  smoothing    randomized smoothing: certifies the smoothed classifier, in L2 (below)
 They bound the network over a box. With --norm linf the box is the region itself;
 with --norm l2 it is the smallest box containing the L2 ball (every coordinate
 within --radius): still sound, since the box holds the ball, but much looser, as
 the box is far larger than the ball. --sound-fp also bounds float64 rounding.
 A sample counts as certified only if it is classified correctly.
 
+` + smoothingHelp() + `
 Attacks (--attacks) search the same region for a misclassified input; a sample is
 empirically robust if it is classified correctly and every attack failed. "default"
 is the strong suite: ` + strings.Join(attacks.DefaultSuite(), ", ") + ` (square with 5000 queries, pgd
@@ -161,6 +165,7 @@ func newFlags(o *options, known methodSet, domain, methodList, attackList, norm 
 	fs.BoolVar(&o.perSample, "per-sample", false, "print the per-sample table however many samples (always for n <= 20)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
 	addVNNFlags(fs, &o.vnn)
+	addSmoothingFlags(fs, &o.smoothing)
 	return fs
 }
 
@@ -208,6 +213,9 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 		return o, usagef("--attacks: %v", err)
 	}
 	if err := checkAttackFlags(o); err != nil {
+		return o, err
+	}
+	if err := checkSmoothingFlags(o, fs); err != nil {
 		return o, err
 	}
 	return o, nil
@@ -266,7 +274,11 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 	o.data, o.labels = in.Data, in.LabelsPath
 	n := in.X.Shape[0]
 
-	so := stageOptions{Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP}
+	so := stageOptions{Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP, Timeout: o.vnn.timeout}
+	so.Smoothing = o.smoothing
+	if slices.Contains(o.methods, smoothingName) && o.norm != pipeline.L2 {
+		logf("note: smoothing certifies L2 radii: certified.smoothing reads --radius %g as an L2 radius, not %s", o.radius, o.norm)
+	}
 	cfg := pipeline.Config{
 		Model: in.Model, X: in.X, Labels: in.Labels,
 		Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed,
@@ -291,6 +303,7 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 			return err
 		}
 	}
+	rep.Summary.Warnings = append(rep.Summary.Warnings, smoothingWarnings(rep)...)
 
 	if o.jsonPath == "-" {
 		if err := writeJSON(stdout, rep); err != nil {
@@ -308,6 +321,9 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 			}
 			logf("report written to %s", o.jsonPath)
 		}
+	}
+	if err := writeSmoothingFiles(o.smoothing, rep, logf); err != nil {
+		return err
 	}
 	if o.jsonPath == "-" {
 		for _, w := range rep.Summary.Warnings {

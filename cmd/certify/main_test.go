@@ -134,7 +134,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--domain", "0", "m.onnx"}, "want two numbers lo,hi"},
 		{[]string{"--domain", "0,x", "m.onnx"}, `"x" is not a number`},
 		{[]string{"--domain", "0,inf", "m.onnx"}, "must be finite"},
-		{[]string{"--methods", "exact", "m.onnx"}, `--methods: unknown method "exact" (valid: none, alpha-crown, bab, crown, ibp, lp, lp-all)`},
+		{[]string{"--methods", "exact", "m.onnx"}, `--methods: unknown method "exact" (valid: none, alpha-crown, bab, crown, ibp, lp, lp-all, smoothing)`},
 		{[]string{"--methods", "", "m.onnx"}, "empty method name"},
 		{[]string{"--attacks", "pgdd", "m.onnx"}, `--attacks: unknown attack "pgdd" (valid: none, apgd-ce`},
 		{[]string{"--data", "x.npy", "m.onnx"}, "--data and --labels go together"},

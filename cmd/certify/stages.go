@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/pipeline"
@@ -18,6 +19,10 @@ type stageOptions struct {
 	Seed   int64
 	// SoundFP makes the bound methods account for float64 rounding.
 	SoundFP bool
+	// Timeout limits each sample's branch and bound (0: none).
+	Timeout time.Duration
+	// Smoothing are the flags of randomized smoothing.
+	Smoothing smoothingOptions
 }
 
 // methodSet maps the names --methods accepts to their constructors.
@@ -44,7 +49,10 @@ func methods() methodSet {
 			return verifierMethod{verify.LP{SoundFP: o.SoundFP, All: true}}
 		},
 		"bab": func(o stageOptions) pipeline.Method {
-			return verifierMethod{verify.BaB{SoundFP: o.SoundFP}}
+			return verifierMethod{verify.BaB{SoundFP: o.SoundFP, Timeout: o.Timeout, Seed: uint64(o.Seed)}}
+		},
+		smoothingName: func(o stageOptions) pipeline.Method {
+			return smoothingMethod{o: o.Smoothing, domain: o.Domain}
 		},
 	}
 }

@@ -67,6 +67,31 @@ func (m verifierMethod) CertifyBatch(ctx context.Context, model nets.Classifier,
 	out := make([]pipeline.Certificate, len(qs))
 	for i, rs := range res {
 		out[i] = pipeline.Certificate{Certified: rs.Verdict == verify.Verified, Margin: rs.Margin}
+		if rs.Verdict == verify.Falsified {
+			cex, err := misclassified(g, qs[i], rs.Counterexample)
+			if err != nil {
+				return nil, fmt.Errorf("sample %d: %w", qs[i].Index, err)
+			}
+			out[i].Counterexample = cex
+		}
 	}
 	return out, nil
+}
+
+// misclassified returns x when it is a counterexample of q as the report
+// understands it, else nil. A verifier falsifies the spec over the box, which
+// for L2 holds points outside the ball, and "label wins" fails on a tie that
+// the report's argmax (lowest index first) may still resolve to the label.
+func misclassified(g *nets.Graph, q pipeline.Query, x *nets.Tensor) (*nets.Tensor, error) {
+	if x == nil || q.Region.Norm != pipeline.LInf {
+		return nil, nil
+	}
+	y, err := g.Logits(nets.FromData(append([]float64(nil), x.Data...), q.X.Shape...))
+	if err != nil {
+		return nil, err
+	}
+	if y.Argmax()[0] == q.Label {
+		return nil, nil
+	}
+	return x, nil
 }
