@@ -218,6 +218,9 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 	if err := checkSmoothingFlags(o, fs); err != nil {
 		return o, err
 	}
+	if o.vnn.timeout < 0 {
+		return o, usagef("--timeout %v: want >= 0 (0: none)", o.vnn.timeout)
+	}
 	return o, nil
 }
 

@@ -136,6 +136,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--domain", "0,inf", "m.onnx"}, "must be finite"},
 		{[]string{"--methods", "exact", "m.onnx"}, `--methods: unknown method "exact" (valid: none, alpha-crown, bab, crown, ibp, lp, lp-all, smoothing)`},
 		{[]string{"--methods", "", "m.onnx"}, "empty method name"},
+		{[]string{"--timeout", "-1s", "m.onnx"}, "--timeout -1s: want >= 0"},
 		{[]string{"--attacks", "pgdd", "m.onnx"}, `--attacks: unknown attack "pgdd" (valid: none, apgd-ce`},
 		{[]string{"--data", "x.npy", "m.onnx"}, "--data and --labels go together"},
 		{[]string{"--labels", "y.npy", "m.onnx"}, "--data and --labels go together"},
