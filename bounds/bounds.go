@@ -53,6 +53,12 @@ func RobustnessSpec(classes, label int) (Spec, error) {
 	return s, nil
 }
 
+// Plain returns o without the options that need a caller's domain or extra
+// optimisation (Clamp, Fixed, Splits, IntermediateAlpha): plain CROWN's.
+func (o Options) Plain() Options {
+	return Options{SoundFP: o.SoundFP, PlainCROWN: o.PlainCROWN}
+}
+
 // Options select how bounds are computed.
 type Options struct {
 	// SoundFP widens every bound outward by the rounding error of each float64

@@ -130,6 +130,17 @@ func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bound
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// CROWN is not monotone in its intermediate bounds, so with optimised
+	// ones a row can, rarely, come out below plain CROWN's: keep the better.
+	plain, err := bounds.CROWN(g, bounds.Box{Lo: r.Lo, Hi: r.Hi}, specs, opt.Options.Plain())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i := range res.Lower {
+		for row, b := range plain.Lower[i] {
+			res.Lower[i][row] = max(res.Lower[i][row], b)
+		}
+	}
 	n := len(specs)
 	per := r.Lo.Len() / n
 	lpLower, points = make([][]float64, n), make([][]float64, n)
