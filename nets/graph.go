@@ -320,6 +320,12 @@ func fixedParts(n, minRows, maxParts int) [][2]int {
 // runParts runs f on each range, at most GOMAXPROCS at a time, and returns the
 // first error by part order.
 func runParts(parts [][2]int, f func(part, lo, hi int) error) error {
+	return runPartsWith(parts, func() struct{} { return struct{}{} }, func(_ struct{}, part, lo, hi int) error { return f(part, lo, hi) })
+}
+
+// runPartsWith is runParts with a state per worker goroutine (newState makes
+// it): f gets the state of whichever worker picked the range up.
+func runPartsWith[S any](parts [][2]int, newState func() S, f func(st S, part, lo, hi int) error) error {
 	errs := make([]error, len(parts))
 	next := make(chan int, len(parts))
 	for i := range parts {
@@ -331,8 +337,9 @@ func runParts(parts [][2]int, f func(part, lo, hi int) error) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			st := newState()
 			for i := range next {
-				errs[i] = f(i, parts[i][0], parts[i][1])
+				errs[i] = f(st, i, parts[i][0], parts[i][1])
 			}
 		}()
 	}

@@ -2,8 +2,6 @@ package nets
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
 )
 
 // Inference (Graph.Logits) runs the nodes like Forward, but only the output leaves a
@@ -212,28 +210,5 @@ func viewForward(op Op, in []*Tensor) (*Tensor, error) {
 // with the arena of whichever worker picked it up. The ranges, and so the results,
 // do not depend on the number of workers.
 func runPartsArena(parts [][2]int, newArena func() *inferArena, f func(a *inferArena, part, lo, hi int) error) error {
-	errs := make([]error, len(parts))
-	next := make(chan int, len(parts))
-	for i := range parts {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for w := 0; w < min(runtime.GOMAXPROCS(0), len(parts)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := newArena()
-			for i := range next {
-				errs[i] = f(a, i, parts[i][0], parts[i][1])
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return runPartsWith(parts, newArena, f)
 }

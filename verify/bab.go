@@ -219,6 +219,16 @@ type babDomain struct {
 	layer, neuron int
 }
 
+// file records the bound b of spec row row: proven when > 0, else open.
+func (d *babDomain) file(row int, b float64) {
+	if b > 0 {
+		d.proven = min(d.proven, b)
+		return
+	}
+	d.rows = append(d.rows, row)
+	d.bound = min(d.bound, b)
+}
+
 // babQueue is a min-heap of domains by bound.
 type babQueue []*babDomain
 
@@ -273,12 +283,7 @@ func (s *babSearch) run(ctx context.Context, lo, hi [][]float64, rootLower []flo
 		root.split[k] = make([]int8, len(lo[k]))
 	}
 	for row, b := range rootLower {
-		if b > 0 {
-			root.proven = min(root.proven, b)
-		} else {
-			root.rows = append(root.rows, row)
-			root.bound = min(root.bound, b)
-		}
+		root.file(row, b)
 	}
 	if len(root.rows) == 0 {
 		return Result{Verdict: Verified, Margin: root.proven}, nil
@@ -426,14 +431,8 @@ func (s *babSearch) boundChildren(children []babChild, q *babQueue) (*Result, er
 		}
 		lower := make([]float64, len(s.spec.C))
 		for j, row := range ch.rows {
-			b := res.Lower[i][j]
-			lower[row] = b
-			if b > 0 {
-				d.proven = min(d.proven, b)
-			} else {
-				d.rows = append(d.rows, row)
-				d.bound = min(d.bound, b)
-			}
+			lower[row] = res.Lower[i][j]
+			d.file(row, lower[row])
 		}
 		if len(d.rows) == 0 {
 			s.verifiedLB = min(s.verifiedLB, d.proven)
