@@ -443,11 +443,9 @@ func (d *decider) pgd(open []item, rounds int) (Decision, error) {
 // chain of affine maps and ReLUs, are left open. It returns Unsat when every
 // item is proven.
 func (d *decider) bab(open []item) (Decision, error) {
-	g := d.g
-	if free, ok := freeBatch(g, d.shape); ok {
-		g = free
-	} else if d.chunk != 1 && d.chunk != 64 {
-		return Decision{}, nil // a fixed batch above 1: BaB bounds one box at a time
+	g, ok := freeBatch(d.g, d.shape)
+	if !ok {
+		return Decision{}, nil // BaB bounds many domains per call: it needs a free batch
 	}
 	remaining := 0
 	for _, it := range open {
