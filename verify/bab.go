@@ -421,7 +421,10 @@ func (s *babSearch) boundChildren(children []babChild, q *babQueue) (*Result, er
 			d.lo[k] = append([]float64(nil), box.Lo.Data[i*m:(i+1)*m]...)
 			d.hi[k] = append([]float64(nil), box.Hi.Data[i*m:(i+1)*m]...)
 			for o, l := range d.lo[k] {
-				if l > d.hi[k][o] {
+				// With SoundFP the bounds are rigorous and any crossing is
+				// real; without, a crossing within rounding is not proof.
+				h := d.hi[k][o]
+				if tol := emptyTol(s.soundFP, l, h); l > h+tol {
 					empty = true
 				}
 			}
@@ -623,6 +626,14 @@ func (s *babSearch) exactLP(d *babDomain) (*Result, error) {
 	}
 	s.stuck = min(s.stuck, worst)
 	return nil, nil
+}
+
+// emptyTol is how far a domain's bounds l > h must cross to prove it empty.
+func emptyTol(soundFP bool, l, h float64) float64 {
+	if soundFP {
+		return 0
+	}
+	return 1e-9 * (1 + math.Abs(l) + math.Abs(h))
 }
 
 func deref(r *Result) Result {
