@@ -22,6 +22,9 @@ const (
 	// DefaultBaBQueue limits the open domains per sample (each holds its
 	// pre-activation bounds): beyond it the search gives up with Unknown.
 	DefaultBaBQueue = 50000
+	// babQueueBytes caps the memory of the open domains' bounds per sample;
+	// on wide networks it lowers DefaultBaBQueue.
+	babQueueBytes = 1 << 30
 	// DefaultBaBIterations is BaB's default of α/β-CROWN steps per bounding.
 	DefaultBaBIterations = 10
 	// babAttackStarts, babAttackSteps: the PGD falsification at the root.
@@ -175,7 +178,7 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		s := babSearch{
 			g: g, net: net, spec: specs[i], shape: shape, vshape: vshape,
 			xlo: xlo, xhi: xhi, soundFP: v.SoundFP,
-			maxNodes: v.MaxNodes, batch: v.Batch, maxQueue: DefaultBaBQueue,
+			maxNodes: v.MaxNodes, batch: v.Batch, maxQueue: babQueueLimit(lo),
 		}
 		if s.maxNodes == 0 {
 			s.maxNodes = DefaultBaBNodes
@@ -202,6 +205,17 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		out[i] = got
 	}
 	return out, nil
+}
+
+// babQueueLimit is the open-domain limit for pre-activation bounds shaped like
+// lo: DefaultBaBQueue, or fewer when their bounds (two float64 and a split mark
+// per neuron) would pass babQueueBytes.
+func babQueueLimit(lo [][]float64) int {
+	per := 0
+	for _, l := range lo {
+		per += 17 * len(l)
+	}
+	return max(1, min(DefaultBaBQueue, babQueueBytes/max(per, 1)))
 }
 
 // babDomain is one domain: its pre-activation bounds (split decisions
