@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"encoding/csv"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -160,6 +161,40 @@ func TestDecideSmall(t *testing.T) {
 		}
 		if dec.Outcome == OutcomeSat {
 			checkDecision(t, tc.out, g, p, tc.want.String(), dec)
+		}
+	}
+}
+
+// TestFreeBatch: a model declared with a fixed batch of 1 gets a free batch
+// for branch and bound when its batched evaluation equals the per-row one, and
+// the original graph is left as it was.
+func TestFreeBatch(t *testing.T) {
+	g, err := nets.MLP(rand.New(rand.NewPCG(1, 2)), []int{3}, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Inputs[0].Shape = []int{1, 3}
+	free, ok := freeBatch(g, []int{3})
+	if !ok {
+		t.Fatal("a per-row MLP was not given a free batch")
+	}
+	if free.Inputs[0].Shape[0] != -1 || g.Inputs[0].Shape[0] != 1 {
+		t.Fatalf("shapes: free %v, original %v", free.Inputs[0].Shape, g.Inputs[0].Shape)
+	}
+	x := nets.FromData([]float64{0.1, -0.2, 0.3, 0.5, 0.4, -0.6}, 2, 3)
+	y, err := free.Logits(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for row := 0; row < 2; row++ {
+		y1, err := g.Logits(nets.FromData(append([]float64(nil), x.Data[row*3:(row+1)*3]...), 1, 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, v := range y1.Data {
+			if y.Data[row*2+j] != v {
+				t.Fatalf("row %d output %d: batched %v, alone %v", row, j, y.Data[row*2+j], v)
+			}
 		}
 	}
 }
