@@ -44,15 +44,7 @@ func TestAlphaGradient(t *testing.T) {
 				}
 			}
 		}
-		bound := func() ([]float64, *pass) {
-			p, a0 := e.specPass(specs, 0, e.n, rows)
-			p.alpha, p.keep = st.alpha, map[int][]float64{}
-			lower, err := p.run(e.plan.output, a0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return lower, p
-		}
+		bound := func() ([]float64, *pass) { return stateBound(t, e, specs, rows, st) }
 		base, p := bound()
 		grads, _, err := e.alphaGrads(p, path, relus)
 		if err != nil {
@@ -66,16 +58,8 @@ func TestAlphaGradient(t *testing.T) {
 					continue
 				}
 				row := q / l.s
-				const h = 1e-7
-				old := st.alpha[k][q]
-				st.alpha[k][q] = old - h
-				lo, _ := bound()
-				st.alpha[k][q] = old + h
-				hi, _ := bound()
-				st.alpha[k][q] = old
-				fd := (hi[row] - lo[row]) / (2 * h)
-				left, right := (base[row]-lo[row])/h, (hi[row]-base[row])/h
-				if math.Abs(left-right) > 1e-4*(1+math.Abs(fd)) {
+				fd, ok := finiteDiff(bound, &st.alpha[k][q], base, row)
+				if !ok {
 					continue // a kink of the piecewise-linear bound at this α
 				}
 				if math.Abs(fd-gr) > 1e-5*(1+math.Abs(gr)) {
@@ -197,15 +181,7 @@ func TestBetaGradient(t *testing.T) {
 				b[i] = 2 * r.Float64()
 			}
 		}
-		bound := func() ([]float64, *pass) {
-			p, a0 := e.specPass(specs, 0, e.n, rows)
-			p.alpha, p.beta, p.keep = st.alpha, st.beta, map[int][]float64{}
-			lower, err := p.run(e.plan.output, a0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return lower, p
-		}
+		bound := func() ([]float64, *pass) { return stateBound(t, e, specs, rows, st) }
 		base, p := bound()
 		_, bgrads, err := e.alphaGrads(p, path, relus)
 		if err != nil {
@@ -222,16 +198,8 @@ func TestBetaGradient(t *testing.T) {
 					continue
 				}
 				row := q / l.s
-				const h = 1e-7
-				old := st.beta[k][q]
-				st.beta[k][q] = old - h
-				lo, _ := bound()
-				st.beta[k][q] = old + h
-				hi, _ := bound()
-				st.beta[k][q] = old
-				fd := (hi[row] - lo[row]) / (2 * h)
-				left, right := (base[row]-lo[row])/h, (hi[row]-base[row])/h
-				if math.Abs(left-right) > 1e-4*(1+math.Abs(fd)) {
+				fd, ok := finiteDiff(bound, &st.beta[k][q], base, row)
+				if !ok {
 					continue // a kink
 				}
 				if math.Abs(fd-gr) > 1e-5*(1+math.Abs(gr)) {
@@ -245,4 +213,32 @@ func TestBetaGradient(t *testing.T) {
 			t.Errorf("%s: only %d derivatives checked", name, checked)
 		}
 	}
+}
+
+// stateBound runs the spec pass of the engine's samples with the slopes and
+// multipliers of st, recording what alphaGrads needs.
+func stateBound(t *testing.T, e *engine, specs []Spec, rows int, st *alphaState) ([]float64, *pass) {
+	t.Helper()
+	p, a0 := e.specPass(specs, 0, e.n, rows)
+	p.alpha, p.beta, p.keep = st.alpha, st.beta, map[int][]float64{}
+	lower, err := p.run(e.plan.output, a0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lower, p
+}
+
+// finiteDiff is the central difference of bound's row with respect to *v, and
+// false at a kink (the one-sided differences disagree).
+func finiteDiff(bound func() ([]float64, *pass), v *float64, base []float64, row int) (float64, bool) {
+	const h = 1e-7
+	old := *v
+	*v = old - h
+	lo, _ := bound()
+	*v = old + h
+	hi, _ := bound()
+	*v = old
+	fd := (hi[row] - lo[row]) / (2 * h)
+	left, right := (base[row]-lo[row])/h, (hi[row]-base[row])/h
+	return fd, math.Abs(left-right) <= 1e-4*(1+math.Abs(fd))
 }
