@@ -84,14 +84,9 @@ func (a CW) withDefaults() (CW, error) {
 	switch {
 	case a.Budget.Norm != L2:
 		return a, fmt.Errorf("cw: norm %v not supported (C&W here is the L2 attack)", a.Budget.Norm)
-	case a.Steps < 0 || a.SearchSteps < 0:
-		return a, fmt.Errorf("cw: %d steps, %d search steps", a.Steps, a.SearchSteps)
-	case !(a.LR > 0) || math.IsInf(a.LR, 0):
-		return a, fmt.Errorf("cw: learning rate %g must be positive and finite", a.LR)
-	case !(a.InitialConst > 0) || math.IsInf(a.InitialConst, 0):
-		return a, fmt.Errorf("cw: initial constant %g must be positive and finite", a.InitialConst)
-	case !(a.Confidence >= 0) || math.IsInf(a.Confidence, 0):
-		return a, fmt.Errorf("cw: confidence %g must be finite and ≥ 0", a.Confidence)
+	}
+	if err := checkSearch("cw", a.Steps, a.SearchSteps, a.LR, a.InitialConst, a.Confidence); err != nil {
+		return a, err
 	}
 	return a, minNormDomain(a.Budget)
 }

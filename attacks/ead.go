@@ -124,14 +124,9 @@ func (a EAD) withDefaults() (EAD, error) {
 		return a, fmt.Errorf("ead: unknown norm %v", a.Budget.Norm)
 	case !(a.Beta > 0) || math.IsInf(a.Beta, 0):
 		return a, fmt.Errorf("ead: β %g must be positive and finite", a.Beta)
-	case a.Steps < 0 || a.SearchSteps < 0:
-		return a, fmt.Errorf("ead: %d steps, %d search steps", a.Steps, a.SearchSteps)
-	case !(a.LR > 0) || math.IsInf(a.LR, 0):
-		return a, fmt.Errorf("ead: learning rate %g must be positive and finite", a.LR)
-	case !(a.InitialConst > 0) || math.IsInf(a.InitialConst, 0):
-		return a, fmt.Errorf("ead: initial constant %g must be positive and finite", a.InitialConst)
-	case !(a.Confidence >= 0) || math.IsInf(a.Confidence, 0):
-		return a, fmt.Errorf("ead: confidence %g must be finite and ≥ 0", a.Confidence)
+	}
+	if err := checkSearch("ead", a.Steps, a.SearchSteps, a.LR, a.InitialConst, a.Confidence); err != nil {
+		return a, err
 	}
 	return a, minNormDomain(a.Budget)
 }

@@ -345,3 +345,19 @@ func minNormOptimise(ctx context.Context, name string, b Budget, m nets.Classifi
 	}
 	return Check(m, minNormBudget(b), x, adv, labels, queries)
 }
+
+// checkSearch checks the knobs C&W and EAD share: the optimisation steps, the
+// binary search steps on c, the learning rate, the first c and the confidence κ.
+func checkSearch(name string, steps, searchSteps int, lr, c0, confidence float64) error {
+	switch {
+	case steps < 0 || searchSteps < 0:
+		return fmt.Errorf("%s: %d steps, %d search steps", name, steps, searchSteps)
+	case !(lr > 0) || math.IsInf(lr, 0):
+		return fmt.Errorf("%s: learning rate %g must be positive and finite", name, lr)
+	case !(c0 > 0) || math.IsInf(c0, 0):
+		return fmt.Errorf("%s: initial constant %g must be positive and finite", name, c0)
+	case !(confidence >= 0) || math.IsInf(confidence, 0):
+		return fmt.Errorf("%s: confidence %g must be finite and ≥ 0", name, confidence)
+	}
+	return nil
+}
