@@ -11,12 +11,7 @@ import (
 // the derivative exactly (up to rounding).
 func TestAlphaGradient(t *testing.T) {
 	for _, name := range []string{"mlp-relu", "residual", "cnn-bn-maxpool", "mlp-mixed"} {
-		var tn testNet
-		for _, c := range testNets(5) {
-			if c.name == name {
-				tn = c
-			}
-		}
+		tn := testNetNamed(t, 5, name)
 		r := rand.New(rand.NewPCG(5, 6))
 		box, _ := randomBoxes(r, 3, tn.in)
 		e, err := newEngine(tn.g, box, Options{}, true)
@@ -126,12 +121,7 @@ func TestAlphaImproves(t *testing.T) {
 // Splits) and random β > 0: the bound is piecewise linear in each β.
 func TestBetaGradient(t *testing.T) {
 	for _, name := range []string{"mlp-relu", "cnn-bn-maxpool"} {
-		var tn testNet
-		for _, c := range testNets(5) {
-			if c.name == name {
-				tn = c
-			}
-		}
+		tn := testNetNamed(t, 5, name)
 		r := rand.New(rand.NewPCG(5, 6))
 		box, _ := randomBoxes(r, 3, tn.in)
 		e0, err := newEngine(tn.g, box, Options{}, true)
@@ -241,4 +231,16 @@ func finiteDiff(bound func() ([]float64, *pass), v *float64, base []float64, row
 	fd := (hi[row] - lo[row]) / (2 * h)
 	left, right := (base[row]-lo[row])/h, (hi[row]-base[row])/h
 	return fd, math.Abs(left-right) <= 1e-4*(1+math.Abs(fd))
+}
+
+// testNetNamed returns the test net called name among testNets(seed).
+func testNetNamed(t *testing.T, seed uint64, name string) testNet {
+	t.Helper()
+	for _, c := range testNets(seed) {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("no test net %q", name)
+	return testNet{}
 }
