@@ -65,6 +65,13 @@ type TrainConfig struct {
 	// it too is independent of GOMAXPROCS. σ = 0 draws nothing: training is then
 	// bit-identical to training without the field.
 	NoiseSigma float64
+	// Prepare, if set, replaces each minibatch (after NoiseSigma's noise) by the batch
+	// the step fits: adversarial training puts attacked copies there, a defense may
+	// return more rows than it was given (clean and adversarial side by side). It
+	// runs on the training goroutine before the minibatch's chunks are spread over
+	// the cores; epoch and step are 0-based. For bit-identical training on any core
+	// count it must itself not depend on GOMAXPROCS (the attacks do not).
+	Prepare func(epoch, step int, x *Tensor, labels []int) (*Tensor, []int, error)
 	// OnEpoch, if set, is called after each epoch; an error stops training.
 	OnEpoch func(EpochStats) error
 }
@@ -136,6 +143,15 @@ func Train(g *Graph, x *Tensor, labels []int, cfg TrainConfig) ([]EpochStats, er
 				yb[i] = labels[j]
 			}
 			addGaussianNoise(xb.Data, cfg.NoiseSigma, cfg.Rand)
+			if cfg.Prepare != nil {
+				var err error
+				if xb, yb, err = cfg.Prepare(epoch, b, xb, yb); err != nil {
+					return stats, fmt.Errorf("train: epoch %d batch %d: %w", epoch+1, b+1, err)
+				}
+				if xb == nil || xb.Rank() == 0 || xb.Shape[0] != len(yb) || len(yb) == 0 {
+					return stats, fmt.Errorf("train: epoch %d batch %d: Prepare returned %d labels for a batch of shape %v", epoch+1, b+1, len(yb), shapeOrNil(xb))
+				}
+			}
 			res, err := batchGrad(g, in.Name, outName, params, xb, yb, cfg)
 			if err != nil {
 				return stats, fmt.Errorf("train: epoch %d batch %d: %w", epoch+1, b+1, err)
@@ -171,6 +187,50 @@ func addGaussianNoise(x []float64, sigma float64, r *rand.Rand) {
 	for i := range x {
 		x[i] += sigma * r.NormFloat64()
 	}
+}
+
+// shapeOrNil is t's shape, or nil for a nil tensor (for error messages).
+func shapeOrNil(t *Tensor) []int {
+	if t == nil {
+		return nil
+	}
+	return t.Shape
+}
+
+// ParamGrad returns the mean loss of g on the batch (x, labels), how many rows g
+// classifies correctly, and the gradient of the mean loss with respect to each of
+// g.Trainable, in that order. It is Train's gradient step without the update, for
+// training loops Train does not cover (a generator trained against a classifier,
+// say): chunks of chunkSize rows (0: 16) run on all cores and their gradients are
+// summed in chunk order, so the result does not depend on GOMAXPROCS.
+func ParamGrad(g *Graph, x *Tensor, labels []int, loss Loss, chunkSize int) (float64, int, []*Tensor, error) {
+	in, outName, err := g.single()
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("param grad: %w", err)
+	}
+	if x == nil || x.Rank() == 0 || x.Shape[0] != len(labels) || len(labels) == 0 {
+		return 0, 0, nil, fmt.Errorf("param grad: %d labels for a batch of shape %v", len(labels), shapeOrNil(x))
+	}
+	if chunkSize < 0 {
+		return 0, 0, nil, fmt.Errorf("param grad: chunk size %d", chunkSize)
+	}
+	if chunkSize == 0 {
+		chunkSize = 16
+	}
+	if loss == nil {
+		loss = CrossEntropy{}
+	}
+	params := make([]*Tensor, len(g.Trainable))
+	for i, name := range g.Trainable {
+		if params[i] = g.Params[name]; params[i] == nil {
+			return 0, 0, nil, fmt.Errorf("param grad: trainable %q is not a param", name)
+		}
+	}
+	res, err := batchGrad(g, in.Name, outName, params, x, labels, TrainConfig{ChunkSize: chunkSize, Loss: loss})
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("param grad: %w", err)
+	}
+	return res.loss / float64(len(labels)), res.correct, res.grads, nil
 }
 
 // batchResult is one minibatch's summed loss, correct count and mean-loss gradients
