@@ -69,7 +69,7 @@ type options struct {
 
 func usageHead() string {
 	var b strings.Builder
-	b.WriteString(`usage: attack [flags] MODEL.onnx
+	b.WriteString(`usage: attack [flags] MODEL.onnx|DEFENSE.json
 
 Runs one attack (--attack) on the first --count samples of --data within the --norm
 ball of --radius around each, clipped to --domain, and prints the clean accuracy, the
@@ -138,7 +138,7 @@ func parseArgs(args []string, stdout io.Writer) (options, error) {
 	}
 	switch fs.NArg() {
 	case 0:
-		return o, usagef("missing MODEL.onnx")
+		return o, usagef("missing MODEL.onnx (or a defense wrapper spec DEFENSE.json)")
 	case 1:
 		o.model = fs.Arg(0)
 	default:

@@ -87,12 +87,17 @@ type options struct {
 
 // usageHead is the help text above the flags.
 func usageHead() string {
-	return `usage: certify [flags] MODEL.onnx
+	return `usage: certify [flags] MODEL.onnx|DEFENSE.json
 
 Evaluates the classifier MODEL.onnx on the first --count samples of --data: clean
 accuracy, then each certification method and attack within the --norm ball of
 --radius around every sample, clipped to --domain. Tables go to stdout, progress to
 stderr, the per-sample report to --json.
+
+MODEL may be a defense wrapper spec (a .json file naming base ONNX models and a
+wrapper kind: input transformations, detectors, ensembles, see package defenses);
+bound-propagation methods need a plain ONNX network, attacks and smoothing take
+either.
 
 Without --data and --labels, ` + cli.DefaultData + ` and
 ` + cli.DefaultLabels + ` are looked for in the working directory and its
@@ -184,7 +189,7 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 	}
 	switch fs.NArg() {
 	case 0:
-		return o, usagef("missing MODEL.onnx")
+		return o, usagef("missing MODEL.onnx (or a defense wrapper spec DEFENSE.json)")
 	case 1:
 		o.model = fs.Arg(0)
 	default:

@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/certify-dev/certify/defenses"
 	"github.com/certify-dev/certify/nets"
 )
 
 // Source says what to load: a model, a sample set with labels, and how much of it.
 type Source struct {
+	// Model is an ONNX file or a defense wrapper spec (.json, see defenses.Load).
 	Model string
 	// Data and Labels are .npy files; both empty means DefaultData and
 	// DefaultLabels, looked up with FindDefault.
@@ -28,8 +31,10 @@ type Source struct {
 
 // Loaded is a model with its samples, shaped for it.
 type Loaded struct {
-	Model       *nets.Graph
-	ModelSHA256 string // hex SHA-256 of the model file
+	// Model is the loaded model: a *nets.Graph for an ONNX file, a defenses wrapper
+	// for a spec.
+	Model       defenses.Model
+	ModelSHA256 string // hex SHA-256 of the model file (for a spec: of the spec's bytes)
 	InputShape  []int  // the model's per-sample input shape (-1: dynamic)
 	Classes     int
 	// X holds the first N samples, [N, ...input shape]; Labels their classes.
@@ -54,9 +59,14 @@ func Load(s Source) (*Loaded, error) {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	sum := sha256.Sum256(raw)
-	g, err := nets.DecodeONNX(raw, s.Model)
+	var g defenses.Model
+	if strings.EqualFold(filepath.Ext(s.Model), ".json") {
+		g, err = defenses.Load(s.Model) // "wrapper spec MODEL: ..."
+	} else {
+		g, err = nets.DecodeONNX(raw, s.Model) // "load MODEL: ..."
+	}
 	if err != nil {
-		return nil, err // "load MODEL: ..."
+		return nil, err
 	}
 	inShape, err := g.InputShape()
 	if err != nil {
