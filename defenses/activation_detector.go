@@ -409,14 +409,11 @@ func activationSplit(n int, seed uint64) (train, cal []int) {
 
 // pickRows copies the given rows of d.
 func pickRows(d Data, rows []int) (*nets.Tensor, []int) {
-	per := d.X.Len() / d.X.Shape[0]
-	x := nets.NewTensor(append([]int{len(rows)}, d.X.Shape[1:]...)...)
 	y := make([]int, len(rows))
 	for i, j := range rows {
-		copy(x.Data[i*per:(i+1)*per], d.X.Data[j*per:(j+1)*per])
 		y[i] = d.Labels[j]
 	}
-	return x, y
+	return gatherRows(d.X, rows), y
 }
 
 // activations returns base's value layer on every row of x, on all cores.

@@ -25,8 +25,8 @@ func detHead(t testing.TB, seed uint64) *nets.Graph {
 }
 
 func TestActivationDetectorLogits(t *testing.T) {
-	g, head := detCNN(t), detHead(t, 1)
-	x, _ := detMNIST(t, 0, 40)
+	g, head := testCNN(t), detHead(t, 1)
+	x, _ := testMNIST(t, 0, 40)
 	// Independently: the hidden layer by a forward pass, the head by its Logits.
 	vals, err := g.Forward(map[string]*nets.Tensor{"input": x})
 	if err != nil {
@@ -85,8 +85,8 @@ func detMedian(v []float64) float64 {
 }
 
 func TestActivationDetectorGradient(t *testing.T) {
-	g, head := detCNN(t), detHead(t, 3)
-	x, y := detMNIST(t, 300, 306)
+	g, head := testCNN(t), detHead(t, 3)
+	x, y := testMNIST(t, 300, 306)
 	// A threshold far below every log-odds: every row rejected, the reject column
 	// (and so the head) carries the gradient; one far above: the classifier alone.
 	for _, th := range []float64{-50, 0, 50} {
@@ -110,8 +110,8 @@ func TestActivationDetectorGradient(t *testing.T) {
 // rate near the calibrated 5%, and the share of (successful) PGD examples at
 // ε = 0.3 it rejects.
 func TestActivationDetectorTrain(t *testing.T) {
-	g := detCNN(t)
-	x, y := detMNIST(t, 0, 400)
+	g := testCNN(t)
+	x, y := testMNIST(t, 0, 400)
 	cfg := DetectorConfig{Layer: "relu2", Hidden: 32, Epochs: 10, Batch: 32, LR: 1e-3, Eps: 0.3, PGDSteps: 10, FPR: 0.05, Seed: 1}
 	start := time.Now()
 	head, th, err := TrainActivationDetector(g, Data{X: x, Labels: y}, cfg)
@@ -133,7 +133,7 @@ func TestActivationDetectorTrain(t *testing.T) {
 	if got := detRate(zcal, nil) * 80; len(calRows) != 80 || math.Round(got) != 4 {
 		t.Errorf("%v of %d calibration rows rejected, want 4", got, len(calRows))
 	}
-	hx, hy := detMNIST(t, 600, 800)
+	hx, hy := testMNIST(t, 600, 800)
 	zc, err := d.Logits(hx)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestActivationDetectorTrain(t *testing.T) {
 	if err := nets.WriteONNX(head, filepath.Join(dir, "head.onnx")); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Load(detSpec(t, dir, `{"kind":"activation-detector","model":"`+detCNNAbs(t)+`","params":{"head":"head.onnx","layer":"relu2","threshold":`+detJSONFloat(t, th)+`}}`))
+	m, err := Load(writeSpec(t, dir, "spec.json", `{"kind":"activation-detector","model":"`+cnnPath(t)+`","params":{"head":"head.onnx","layer":"relu2","threshold":`+detJSONFloat(t, th)+`}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func detJSONFloat(t testing.TB, v float64) string {
 }
 
 func TestActivationDetectorErrors(t *testing.T) {
-	g, head := detCNN(t), detHead(t, 1)
+	g, head := testCNN(t), detHead(t, 1)
 	dir := t.TempDir()
 	if err := nets.WriteONNX(head, filepath.Join(dir, "head.onnx")); err != nil {
 		t.Fatal(err)
@@ -199,12 +199,12 @@ func TestActivationDetectorErrors(t *testing.T) {
 	if err := nets.WriteONNX(wide, filepath.Join(dir, "wide.onnx")); err != nil {
 		t.Fatal(err)
 	}
-	cnn := detCNNAbs(t)
+	cnn := cnnPath(t)
 	spec := func(params string) string {
 		return `{"kind":"activation-detector","model":"` + cnn + `","params":{` + params + `}}`
 	}
 	head1 := `"head":"` + filepath.Join(dir, "head.onnx") + `"`
-	detSpecErrors(t, []struct{ name, body, want string }{
+	specErrors(t, []struct{ name, body, want string }{
 		{"missing head file", spec(`"head":"` + filepath.Join(dir, "nope.onnx") + `","layer":"relu3","threshold":0`), "head: "},
 		{"no head", spec(`"layer":"relu3","threshold":0`), `no "head"`},
 		{"unknown layer", spec(head1 + `,"layer":"fc9","threshold":0`), `unknown layer "fc9": the base computes conv1, conv2, fc1, flatten, logits, relu1, relu2, relu3`},
@@ -216,7 +216,7 @@ func TestActivationDetectorErrors(t *testing.T) {
 	if _, err := NewActivationDetector(g, head, "relu3", math.NaN()); err == nil {
 		t.Error("NaN threshold: no error")
 	}
-	x, y := detMNIST(t, 0, 20)
+	x, y := testMNIST(t, 0, 20)
 	for _, cfg := range []DetectorConfig{
 		{Layer: "relu3", Hidden: 0, Epochs: 1, Batch: 8, LR: 1e-3, Eps: 0.3, PGDSteps: 5, FPR: 0.05},
 		{Layer: "relu3", Hidden: 8, Epochs: 1, Batch: 8, LR: 1e-3, Eps: 0, PGDSteps: 5, FPR: 0.05},

@@ -2,47 +2,13 @@ package defenses
 
 import (
 	"math"
-	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/certify-dev/certify/nets"
 )
-
-// atData returns rows [lo,hi) of the shipped 1000 MNIST test images.
-func atData(t testing.TB, lo, hi int) Data {
-	t.Helper()
-	x, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yt, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := x.Len() / x.Shape[0]
-	d := Data{X: nets.FromData(append([]float64(nil), x.Data[lo*per:hi*per]...), append([]int{hi - lo}, x.Shape[1:]...)...)}
-	for _, v := range yt.Data[lo:hi] {
-		d.Labels = append(d.Labels, int(v))
-	}
-	return d
-}
-
-// atMLP is a 784-h-10 MLP with seeded He initialisation.
-func atMLP(t testing.TB, seed uint64, h int) *nets.Graph {
-	t.Helper()
-	g, err := nets.MLP(rand.New(rand.NewPCG(seed, 1)), []int{1, 28, 28}, h, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-func atCfg(seed uint64, epochs, batch int, lr float64) nets.TrainConfig {
-	return nets.TrainConfig{Epochs: epochs, BatchSize: batch, Optimizer: nets.NewAdam(),
-		Schedule: nets.ConstantLR(lr), Rand: rand.New(rand.NewPCG(seed, 2))}
-}
 
 // atWeights returns g's trainable values, concatenated.
 func atWeights(g *nets.Graph) []float64 {
@@ -74,36 +40,12 @@ func atIndependentFGSM(t *testing.T, m nets.Differentiable, x *nets.Tensor, y []
 	return out
 }
 
-func atEqual(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func atIntsEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // atRecipes are the four recipes on tiny settings.
 func atRecipes(t *testing.T, seed uint64) []Recipe {
 	return []Recipe{
 		FGSMTraining{Eps: 0.3, CleanWeight: 0.5, Seed: seed},
 		PGDTraining{Eps: 0.3, Step: 0.1, Steps: 3, RampEpochs: 1, Seed: seed},
-		EnsembleTraining{Eps: 0.3, Static: []nets.Differentiable{atMLP(t, 11, 16)}, Seed: seed},
+		EnsembleTraining{Eps: 0.3, Static: []nets.Differentiable{testMLP(t, 11, 16)}, Seed: seed},
 		GenerativeTraining{Eps: 0.3, Hidden: 16, GenLR: 1e-3, CleanWeight: 0.5, Seed: seed},
 	}
 }
@@ -112,11 +54,11 @@ func atRecipes(t *testing.T, seed uint64) []Recipe {
 // bit-identical weights, on 1 core and on 2; another seed another net (PGD's random
 // starts, the generator's init).
 func TestFGSMTrainingDeterministic(t *testing.T) {
-	d := atData(t, 0, 96)
+	d := testData(t, 0, 96)
 	run := func(r Recipe, procs int) ([]float64, []nets.EpochStats) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-		g := atMLP(t, 3, 16)
-		stats, err := r.Train(g, d, atCfg(3, 2, 32, 1e-3))
+		g := testMLP(t, 3, 16)
+		stats, err := r.Train(g, d, testConfig(2, 32, 1e-3, 3))
 		if err != nil {
 			t.Fatalf("%s: %v", r.Name(), err)
 		}
@@ -126,7 +68,7 @@ func TestFGSMTrainingDeterministic(t *testing.T) {
 	for i, r := range atRecipes(t, 1) {
 		a, sa := run(r, 1)
 		b, sb := run(r, 2)
-		if !atEqual(a, b) {
+		if !slices.Equal(a, b) {
 			t.Errorf("%s: weights differ between GOMAXPROCS 1 and 2", r.Name())
 		}
 		if sa[1].Loss != sb[1].Loss || sa[1].Accuracy != sb[1].Accuracy {
@@ -135,8 +77,8 @@ func TestFGSMTrainingDeterministic(t *testing.T) {
 		if sa[1].Accuracy < 0 || sa[1].Accuracy > 1 || !(sa[1].Loss > 0) {
 			t.Errorf("%s: stats out of range: %+v", r.Name(), sa[1])
 		}
-		if c, _ := run(other[i], 2); atEqual(a, c) != (r.Name() == "fgsm-at" || r.Name() == "ensemble-at") {
-			t.Errorf("%s: seed 99 equal to seed 1: %v (only FGSM-based recipes ignore the seed)", r.Name(), atEqual(a, c))
+		if c, _ := run(other[i], 2); slices.Equal(a, c) != (r.Name() == "fgsm-at" || r.Name() == "ensemble-at") {
+			t.Errorf("%s: seed 99 equal to seed 1: %v (only FGSM-based recipes ignore the seed)", r.Name(), slices.Equal(a, c))
 		}
 	}
 }
@@ -144,7 +86,7 @@ func TestFGSMTrainingDeterministic(t *testing.T) {
 // TestFGSMTrainingValidation (and the other recipes): bad fields fail with a
 // message naming them, before any training; the caller's cfg is not changed.
 func TestFGSMTrainingValidation(t *testing.T) {
-	d := atData(t, 0, 8)
+	d := testData(t, 0, 8)
 	nan := math.NaN()
 	cases := []struct {
 		r    Recipe
@@ -168,23 +110,23 @@ func TestFGSMTrainingValidation(t *testing.T) {
 		{GenerativeTraining{Eps: 0.3, Hidden: 8, GenLR: 1e-3, CleanWeight: -1}, "clean weight -1"},
 	}
 	for _, c := range cases {
-		g := atMLP(t, 1, 4)
+		g := testMLP(t, 1, 4)
 		w := atWeights(g)
-		cfg := atCfg(1, 1, 4, 1e-3)
+		cfg := testConfig(1, 4, 1e-3, 1)
 		_, err := c.r.Train(g, d, cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), c.r.Name()+":") {
 			t.Errorf("%+v: error %v, want %q", c.r, err, c.want)
 		}
-		if !atEqual(w, atWeights(g)) {
+		if !slices.Equal(w, atWeights(g)) {
 			t.Errorf("%+v: weights changed", c.r)
 		}
 		if cfg.Prepare != nil || cfg.Loss != nil {
 			t.Errorf("%+v: caller's cfg changed", c.r)
 		}
 	}
-	bad := atData(t, 0, 8)
+	bad := testData(t, 0, 8)
 	bad.X.Data[5] = 1.5
-	if _, err := (FGSMTraining{Eps: 0.3, CleanWeight: 0.5}).Train(atMLP(t, 1, 4), bad, atCfg(1, 1, 4, 1e-3)); err == nil || !strings.Contains(err.Error(), "outside the data domain") {
+	if _, err := (FGSMTraining{Eps: 0.3, CleanWeight: 0.5}).Train(testMLP(t, 1, 4), bad, testConfig(1, 4, 1e-3, 1)); err == nil || !strings.Contains(err.Error(), "outside the data domain") {
 		t.Errorf("data outside [0,1]: error %v", err)
 	}
 }

@@ -137,16 +137,7 @@ func alpPGD(g *nets.Graph, x *nets.Tensor, labels []int, eps, step float64, step
 		if err != nil {
 			return nil, fmt.Errorf("step %d: %w", s+1, err)
 		}
-		for i, gi := range grad.Data {
-			v := adv.Data[i]
-			switch {
-			case gi > 0:
-				v += step
-			case gi < 0:
-				v -= step
-			}
-			adv.Data[i] = min(max(v, x.Data[i]-eps, 0), x.Data[i]+eps, 1)
-		}
+		atSignStep(atBudget(eps), adv, x, grad, step)
 	}
 	return adv, nil
 }

@@ -89,9 +89,9 @@ func TestALPPairLoss(t *testing.T) {
 // PGD's last iterates stay in the ε-ball ∩ [0,1], raise the loss well above the
 // clean rows' and depend only on the random stream.
 func TestALPPGD(t *testing.T) {
-	d := recipeData(t, 0, 100)
-	g := recipeMLP(t, 1, 32)
-	if _, err := nets.Train(g, d.X, d.Labels, recipeConfig(3, 32, 1e-2, 1)); err != nil {
+	d := testData(t, 0, 100)
+	g := testMLP(t, 1, 32)
+	if _, err := nets.Train(g, d.X, d.Labels, testConfig(3, 32, 1e-2, 1)); err != nil {
 		t.Fatal(err)
 	}
 	const eps = 0.1
@@ -131,9 +131,9 @@ func TestALPPGD(t *testing.T) {
 }
 
 func TestALPValidate(t *testing.T) {
-	d := recipeData(t, 0, 20)
-	g := recipeMLP(t, 1, 8)
-	cfg := recipeConfig(1, 10, 1e-3, 1)
+	d := testData(t, 0, 20)
+	g := testMLP(t, 1, 8)
+	cfg := testConfig(1, 10, 1e-3, 1)
 	ok := ALP{Eps: 0.3, Step: 0.1, Steps: 3, Lambda: 0.1}
 	with := func(f func(*nets.TrainConfig)) nets.TrainConfig {
 		c := cfg
@@ -176,11 +176,11 @@ func TestALPValidate(t *testing.T) {
 // here: the same shuffle (Train's first draw from cfg.Rand), the same PGD streams
 // (Seed, global step), J's summand per pair and the mean clean/PGD accuracy.
 func TestALPStats(t *testing.T) {
-	d := recipeData(t, 0, 90)
-	g := recipeMLP(t, 1, 16)
+	d := testData(t, 0, 90)
+	g := testMLP(t, 1, 16)
 	a := ALP{Eps: 0.2, Step: 0.05, Steps: 4, Lambda: 0.7, Seed: 11}
 	const batch = 32
-	stats, err := a.Train(g, d, recipeConfig(1, batch, 0, 3))
+	stats, err := a.Train(g, d, testConfig(1, batch, 0, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,14 +259,14 @@ func alpGap(t *testing.T, g *nets.Graph, d Data, eps float64) (gap, clean, robus
 // On held-out rows, ALP's logits move much less under a fresh PGD attack than those
 // of the same net trained normally for as long.
 func TestALPLogitGap(t *testing.T) {
-	train, test := recipeData(t, 0, 700), recipeData(t, 700, 1000)
+	train, test := testData(t, 0, 700), testData(t, 700, 1000)
 	const epochs, lr, eps = 4, 1e-2, 0.1
-	plain := recipeMLP(t, 1, 32)
-	if _, err := nets.Train(plain, train.X, train.Labels, recipeConfig(epochs, 32, lr, 5)); err != nil {
+	plain := testMLP(t, 1, 32)
+	if _, err := nets.Train(plain, train.X, train.Labels, testConfig(epochs, 32, lr, 5)); err != nil {
 		t.Fatal(err)
 	}
-	g := recipeMLP(t, 1, 32)
-	stats, err := ALP{Eps: eps, Step: eps / 2, Steps: 5, Lambda: 0.1, Seed: 7}.Train(g, train, recipeConfig(epochs, 32, lr, 5))
+	g := testMLP(t, 1, 32)
+	stats, err := ALP{Eps: eps, Step: eps / 2, Steps: 5, Lambda: 0.1, Seed: 7}.Train(g, train, testConfig(epochs, 32, lr, 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,11 +288,11 @@ func TestALPLogitGap(t *testing.T) {
 
 // The same seed gives bit-identical weights, on one core as on all.
 func TestALPDeterministic(t *testing.T) {
-	d := recipeData(t, 0, 100)
+	d := testData(t, 0, 100)
 	run := func(procs int) *nets.Graph {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-		g := recipeMLP(t, 1, 16)
-		if _, err := (ALP{Eps: 0.3, Step: 0.1, Steps: 3, Lambda: 0.5, Seed: 3}).Train(g, d, recipeConfig(1, 32, 1e-3, 9)); err != nil {
+		g := testMLP(t, 1, 16)
+		if _, err := (ALP{Eps: 0.3, Step: 0.1, Steps: 3, Lambda: 0.5, Seed: 3}).Train(g, d, testConfig(1, 32, 1e-3, 9)); err != nil {
 			t.Fatal(err)
 		}
 		return g
@@ -304,13 +304,13 @@ func TestALPDeterministic(t *testing.T) {
 // nets.MNISTCNN on the 1000 shipped test images, batch 128: ×60 for an epoch on
 // the 60000 MNIST training images.
 func BenchmarkALPCNN(b *testing.B) {
-	d := recipeData(b, 0, 1000)
+	d := testData(b, 0, 1000)
 	for i := 0; i < b.N; i++ {
 		g, err := nets.MNISTCNN(rand.New(rand.NewPCG(1, 1)))
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := (ALP{Eps: 0.3, Step: 0.05, Steps: 10, Lambda: 0.05, Seed: 1}).Train(g, d, recipeConfig(1, 128, 2e-3, 2)); err != nil {
+		if _, err := (ALP{Eps: 0.3, Step: 0.05, Steps: 10, Lambda: 0.05, Seed: 1}).Train(g, d, testConfig(1, 128, 2e-3, 2)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -162,8 +162,8 @@ func TestBlurAdjoint(t *testing.T) {
 // TestBlurGradient compares the blur wrapper's gradient around the shipped CNN with
 // central finite differences of its loss.
 func TestBlurGradient(t *testing.T) {
-	x, labels := transformTestMNIST(t, 2)
-	m, err := NewTransformed(Blur{Sigma: 1, Radius: 3}, transformTestNet(t))
+	x, labels := testMNIST(t, 0, 2)
+	m, err := NewTransformed(Blur{Sigma: 1, Radius: 3}, testCNN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 )
 
 func TestConfidenceDetectorLogits(t *testing.T) {
-	g := detCNN(t)
-	x, _ := detMNIST(t, 0, 40)
+	g := testCNN(t)
+	x, _ := testMNIST(t, 0, 40)
 	z, err := g.Logits(x)
 	if err != nil {
 		t.Fatal(err)
@@ -64,8 +64,8 @@ func TestConfidenceDetectorLogits(t *testing.T) {
 }
 
 func TestConfidenceDetectorGradient(t *testing.T) {
-	g := detCNN(t)
-	x, y := detMNIST(t, 100, 106)
+	g := testCNN(t)
+	x, y := testMNIST(t, 100, 106)
 	// τ = 1: every row has s > 0 and the reject column carries the detector's
 	// gradient; τ = 0.5: most rows are kept.
 	for _, tau := range []float64{1, 0.5} {
@@ -86,9 +86,9 @@ func TestConfidenceDetectorGradient(t *testing.T) {
 }
 
 func TestConfidenceDetectorCalibration(t *testing.T) {
-	g := detCNN(t)
-	cal, _ := detMNIST(t, 0, 500)
-	held, _ := detMNIST(t, 500, 1000)
+	g := testCNN(t)
+	cal, _ := testMNIST(t, 0, 500)
+	held, _ := testMNIST(t, 500, 1000)
 	for _, fpr := range []float64{0.05, 0.1} {
 		tau, err := CalibrateConfidence(g, cal, fpr)
 		if err != nil {
@@ -112,15 +112,15 @@ func TestConfidenceDetectorCalibration(t *testing.T) {
 }
 
 func TestConfidenceDetectorSpec(t *testing.T) {
-	cnn := detCNNAbs(t)
-	m, err := Load(detSpec(t, t.TempDir(), `{"kind":"confidence-detector","model":"`+cnn+`","params":{"threshold":0.9}}`))
+	cnn := cnnPath(t)
+	m, err := Load(writeSpec(t, t.TempDir(), "spec.json", `{"kind":"confidence-detector","model":"`+cnn+`","params":{"threshold":0.9}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d, ok := m.(*ConfidenceDetector); !ok || d.Threshold != 0.9 || d.Reject() != 10 {
 		t.Fatalf("Load gave %#v", m)
 	}
-	detSpecErrors(t, []struct{ name, body, want string }{
+	specErrors(t, []struct{ name, body, want string }{
 		{"negative threshold", `{"kind":"confidence-detector","model":"` + cnn + `","params":{"threshold":-0.1}}`, "threshold -0.1: want a number in [0, 1]"},
 		{"threshold above 1", `{"kind":"confidence-detector","model":"` + cnn + `","params":{"threshold":1.5}}`, "threshold 1.5"},
 		{"no threshold", `{"kind":"confidence-detector","model":"` + cnn + `"}`, `no "threshold"`},

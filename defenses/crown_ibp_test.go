@@ -31,7 +31,7 @@ func crownIBPMargins(t *testing.T, bg *boundGraph, x *nets.Tensor, labels []int,
 // bounds.CROWN's bound is then max(CROWN-IBP, SpecIBP) row by row. Also checks the
 // β mix.
 func TestCROWNIBPOneHiddenLayer(t *testing.T) {
-	x, labels := certTestMNIST(t, 16)
+	x, labels := testMNIST(t, 0, 16)
 	mlp, err := nets.MLP(rand.New(rand.NewPCG(4, 4)), []int{1, 28, 28}, 30, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func (s specRow) Eval(z *nets.Tensor, labels []int) ([]float64, *nets.Tensor, er
 // at most the smallest z_y − z_j found in the clipped box by 2000 random points
 // (uniform, and box corners) and by projected sign-gradient descent from 4 starts.
 func TestCROWNIBPSound(t *testing.T) {
-	x, labels := certTestMNIST(t, 4)
+	x, labels := testMNIST(t, 0, 4)
 	rng := rand.New(rand.NewPCG(8, 1))
 	mlp, err := nets.MLP(rng, []int{1, 28, 28}, 40, 30, 10)
 	if err != nil {
@@ -212,7 +212,7 @@ func TestCROWNIBPGradient(t *testing.T) {
 // MNIST test images and checks its IBP- and CROWN-certified accuracy on 200
 // held-out images (a plainly trained net certifies none, TestIBPTrainingCertifies).
 func TestCROWNIBPCertifies(t *testing.T) {
-	x, labels := certTestMNIST(t, 1000)
+	x, labels := testMNIST(t, 0, 1000)
 	xTrain, yTrain := certRows(x, labels, 0, 800)
 	xTest, yTest := certRows(x, labels, 800, 1000)
 	rng := rand.New(rand.NewPCG(3, 4))

@@ -84,7 +84,7 @@ func (d *DefenseGAN) Project(x *nets.Tensor) (*nets.Tensor, error) {
 	if d.Steps < 1 || d.Restarts < 1 || !(d.LR > 0) || math.IsInf(d.LR, 0) {
 		return nil, fmt.Errorf("defense-gan: steps %d, restarts %d, lr %v: want steps, restarts ≥ 1 and a positive finite lr", d.Steps, d.Restarts, d.LR)
 	}
-	in, _, err := genSoleIO(d.Generator)
+	in, _, err := graphIO(d.Generator)
 	if err != nil {
 		return nil, fmt.Errorf("defense-gan: generator: %w", err)
 	}
@@ -99,7 +99,7 @@ func (d *DefenseGAN) Project(x *nets.Tensor) (*nets.Tensor, error) {
 	per := x.Len() / n
 	out := nets.NewTensor(x.Shape...)
 	errs := make([]error, n)
-	genForEach(n, func(i int) {
+	forEach(n, func(i int) {
 		row := x.Data[i*per : (i+1)*per]
 		r := InputRand(d.Seed, row)
 		starts := nets.NewTensor(d.Restarts, k)
@@ -122,7 +122,7 @@ func (d *DefenseGAN) Project(x *nets.Tensor) (*nets.Tensor, error) {
 // project runs the descent for one input row x from the starts [R, k] and
 // returns the best image found and its squared distance ‖G(z) − x‖².
 func (d *DefenseGAN) project(x []float64, starts *nets.Tensor) ([]float64, float64, error) {
-	in, out, err := genSoleIO(d.Generator)
+	in, out, err := graphIO(d.Generator)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -220,7 +220,7 @@ func buildDefenseGAN(l *Loader, s Spec) (Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generator: %w", err)
 	}
-	in, _, err := genSoleIO(gen)
+	in, _, err := graphIO(gen)
 	if err != nil {
 		return nil, fmt.Errorf("generator %s: %w", p.Generator, err)
 	}

@@ -125,15 +125,15 @@ func TestDefenseGANLogits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := genMaxDiff(got, want); diff != 0 {
+	if diff := maxAbsDiff(got.Data, want.Data); diff != 0 {
 		t.Errorf("Logits differ from f(G(z*)) by %v", diff)
 	}
 	// One row alone projects as it does in the batch.
-	one, err := d.Logits(genRows(x, 2, 3))
+	one, err := d.Logits(rowsOf(x, 2, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := genMaxDiff(one, genRows(want, 2, 3)); diff != 0 {
+	if diff := maxAbsDiff(one.Data, rowsOf(want, 2, 3).Data); diff != 0 {
 		t.Errorf("row 2 alone differs from row 2 in the batch by %v", diff)
 	}
 
@@ -156,7 +156,7 @@ func TestDefenseGANLogits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := genMaxDiff(g, gf); diff != 0 {
+	if diff := maxAbsDiff(g.Data, gf.Data); diff != 0 {
 		t.Errorf("BPDA gradient differs from f's gradient at G(z*) by %v", diff)
 	}
 	if _, ok := any(d).(nets.Differentiable); ok {
@@ -264,17 +264,11 @@ func TestDefenseGANMeasure(t *testing.T) {
 	t.Logf("GAN %+v: %v per epoch of %d (%.0f images/s, 60k epoch ≈ %.0f s)",
 		gcfg, took, n, float64(n)/took.Seconds(), 60000/(float64(n)/took.Seconds()))
 
-	f, err := nets.ReadONNX("../testdata/mnist_cnn.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	labels, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := testCNN(t)
+	_, labels := testMNIST(t, 0, 20)
 	for _, lr := range []float64{0.01, 0.03, 0.1} {
 		d := &DefenseGAN{Net: f, Generator: gen, Steps: 200, Restarts: 10, LR: lr}
-		x := genRows(test, 0, 20)
+		x := rowsOf(test, 0, 20)
 		start = time.Now()
 		z, err := d.Logits(x)
 		if err != nil {
@@ -287,7 +281,7 @@ func TestDefenseGANMeasure(t *testing.T) {
 		}
 		correct := 0
 		for i := range 20 {
-			if z.Row(i).Argmax()[0] == int(labels.Data[i]) {
+			if z.Row(i).Argmax()[0] == labels[i] {
 				correct++
 			}
 		}

@@ -92,7 +92,7 @@ func (d *DefenseVAE) AdaptiveTarget() (AdaptiveTarget, error) {
 // genBackThrough returns J_g(x)ᵀ·seed for a graph g with one input and one output:
 // the rows of x go through g.Forward and g.Backward in fixed chunks on all cores.
 func genBackThrough(g *nets.Graph, x, seed *nets.Tensor) (*nets.Tensor, error) {
-	in, out, err := genSoleIO(g)
+	in, out, err := graphIO(g)
 	if err != nil {
 		return nil, err
 	}
@@ -104,14 +104,14 @@ func genBackThrough(g *nets.Graph, x, seed *nets.Tensor) (*nets.Tensor, error) {
 	per := x.Len() / n
 	nc := (n + gradChunk - 1) / gradChunk
 	errs := make([]error, nc)
-	genForEach(nc, func(c int) {
+	forEach(nc, func(c int) {
 		lo, hi := c*gradChunk, min((c+1)*gradChunk, n)
-		vals, err := g.Forward(map[string]*nets.Tensor{in: genRows(x, lo, hi)})
+		vals, err := g.Forward(map[string]*nets.Tensor{in: rowsOf(x, lo, hi)})
 		if err != nil {
 			errs[c] = err
 			return
 		}
-		grads, err := g.Backward(vals, map[string]*nets.Tensor{out: genRows(seed, lo, hi)}, false)
+		grads, err := g.Backward(vals, map[string]*nets.Tensor{out: rowsOf(seed, lo, hi)}, false)
 		if err != nil {
 			errs[c] = err
 			return
@@ -121,20 +121,6 @@ func genBackThrough(g *nets.Graph, x, seed *nets.Tensor) (*nets.Tensor, error) {
 		}
 	})
 	return gx, errors.Join(errs...)
-}
-
-// genSoleIO returns the names of g's one data input and one output.
-func genSoleIO(g *nets.Graph) (in, out string, err error) {
-	var data []string
-	for _, vi := range g.Inputs {
-		if _, isParam := g.Params[vi.Name]; !isParam {
-			data = append(data, vi.Name)
-		}
-	}
-	if len(data) != 1 || len(g.Outputs) != 1 {
-		return "", "", fmt.Errorf("graph %q has %d data inputs and %d outputs; want one of each", g.Name, len(data), len(g.Outputs))
-	}
-	return data[0], g.Outputs[0].Name, nil
 }
 
 // defenseVAEParams are the params of a "defense-vae" spec.
@@ -162,7 +148,7 @@ func buildDefenseVAE(l *Loader, s Spec) (Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("autoencoder: %w", err)
 	}
-	if _, _, err := genSoleIO(ae); err != nil {
+	if _, _, err := graphIO(ae); err != nil {
 		return nil, fmt.Errorf("autoencoder %s: %w", p.Autoencoder, err)
 	}
 	want, err := net.InputShape()

@@ -15,8 +15,8 @@ import (
 )
 
 // genTinyDefenseVAE returns a DefenseVAE over an untrained VAE projection and an MLP
-// classifier on 1×4×4 images.
-func genTinyDefenseVAE(t *testing.T) *DefenseVAE {
+// classifier on 1×4×4 images, and the VAE and classifier themselves.
+func genTinyDefenseVAE(t *testing.T) (*DefenseVAE, *vae, *nets.Graph) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(21, 22))
 	v, err := newVAE(r, []int{1, 4, 4}, 9, 3)
@@ -27,22 +27,13 @@ func genTinyDefenseVAE(t *testing.T) *DefenseVAE {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &DefenseVAE{Net: f, Autoencoder: v.proj}
+	return &DefenseVAE{Net: f, Autoencoder: v.proj}, v, f
 }
 
 // TestDefenseVAELogits checks Logits = f(decoder(μ(x))), with the projection
 // computed by hand through the encoder's μ and the decoder graphs.
 func TestDefenseVAELogits(t *testing.T) {
-	r := rand.New(rand.NewPCG(21, 22))
-	v, err := newVAE(r, []int{1, 4, 4}, 9, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := nets.MLP(r, []int{1, 4, 4}, 10, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &DefenseVAE{Net: f, Autoencoder: v.proj}
+	d, v, f := genTinyDefenseVAE(t)
 	x := genRandImages(rand.New(rand.NewPCG(5, 5)), 7, 1, 4, 4)
 	got, err := d.Logits(x)
 	if err != nil {
@@ -60,7 +51,7 @@ func TestDefenseVAELogits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := genMaxDiff(got, want); diff > 1e-12 {
+	if diff := maxAbsDiff(got.Data, want.Data); diff > 1e-12 {
 		t.Errorf("Logits differ from f(decoder(μ(x))) by %v", diff)
 	}
 }
@@ -68,7 +59,7 @@ func TestDefenseVAELogits(t *testing.T) {
 // TestDefenseVAEGradFiniteDifferences checks LossGrad, the exact gradient through
 // the autoencoder, against central differences of the loss of Logits.
 func TestDefenseVAEGradFiniteDifferences(t *testing.T) {
-	d := genTinyDefenseVAE(t)
+	d, _, _ := genTinyDefenseVAE(t)
 	x := genRandImages(rand.New(rand.NewPCG(6, 6)), 20, 1, 4, 4)
 	labels := make([]int, 20)
 	for i := range labels {
@@ -79,18 +70,8 @@ func TestDefenseVAEGradFiniteDifferences(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lossAt := func(x *nets.Tensor) []float64 {
-			z, err := d.Logits(x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, _, err := loss.Eval(z, labels)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-		if diff := genSliceDiff(vals, lossAt(x)); diff > 1e-12 {
+		lossAt := func(x *nets.Tensor) []float64 { return testLoss(t, d, x, labels, loss) }
+		if diff := maxAbsDiff(vals, lossAt(x)); diff > 1e-12 {
 			t.Errorf("%T: loss values differ from the loss of Logits by %v", loss, diff)
 		}
 		const h = 1e-6
@@ -115,14 +96,6 @@ func TestDefenseVAEGradFiniteDifferences(t *testing.T) {
 	if m, ok := at.Model.(*DefenseVAE); !ok || m != d || at.Name != "exact-gradient" {
 		t.Errorf("adaptive target %q, a %T; want the exact chain", at.Name, at.Model)
 	}
-}
-
-func genSliceDiff(a, b []float64) float64 {
-	var m float64
-	for i, v := range a {
-		m = math.Max(m, math.Abs(v-b[i]))
-	}
-	return m
 }
 
 func TestDefenseVAESpec(t *testing.T) {
@@ -189,7 +162,7 @@ func TestDefenseVAESpec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := genMaxDiff(got, want); diff != 0 {
+		if diff := maxAbsDiff(got.Data, want.Data); diff != 0 {
 			t.Errorf("loaded defense-vae differs from f(P(x)) by %v", diff)
 		}
 	}
@@ -205,29 +178,14 @@ func TestDefenseVAEMeasure(t *testing.T) {
 		t.Skip("set CERTIFY_MEASURE_GENERATIVE=<training images> to measure")
 	}
 	train, _ := genMNIST(t, n, 1)
-	xs, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ys, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const m = 200
-	x := genRows(xs, 0, m).Clone()
-	labels := make([]int, m)
-	for i := range labels {
-		labels[i] = int(ys.Data[i])
-	}
+	x, labels := testMNIST(t, 0, m)
 	cfg := VAEConfig{Hidden: 400, Latent: 20, Epochs: 2, Batch: 64, LR: 1e-3, Seed: 1}
 	p, err := TrainVAE(Data{X: train}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := nets.ReadONNX("../testdata/mnist_cnn.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := testCNN(t)
 	d := &DefenseVAE{Net: f, Autoencoder: p}
 	acc := func(c nets.Classifier) int {
 		z, err := c.Logits(x)

@@ -259,26 +259,6 @@ func vjp(f nets.Differentiable, x, v *nets.Tensor) (*nets.Tensor, error) {
 	return grad, err
 }
 
-// graphIO returns the names of a classifier graph's one data input and one output.
-func graphIO(g *nets.Graph) (in, out string, err error) {
-	var data []string
-	for _, vi := range g.Inputs {
-		if _, isParam := g.Params[vi.Name]; !isParam {
-			data = append(data, vi.Name)
-		}
-	}
-	if len(data) != 1 || len(g.Outputs) != 1 {
-		return "", "", fmt.Errorf("graph %q has %d data inputs and %d outputs; want one of each", g.Name, len(data), len(g.Outputs))
-	}
-	return data[0], g.Outputs[0].Name, nil
-}
-
-// rowsOf returns rows [lo,hi) of a batch, sharing its data.
-func rowsOf(t *nets.Tensor, lo, hi int) *nets.Tensor {
-	per := t.Len() / t.Shape[0]
-	return nets.FromData(t.Data[lo*per:hi*per], append([]int{hi - lo}, t.Shape[1:]...)...)
-}
-
 // classesOf runs m on one all-zero input and returns the number of its logits.
 func classesOf(m Model) (int, error) {
 	shape, err := m.InputShape()

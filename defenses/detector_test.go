@@ -3,76 +3,10 @@ package defenses
 import (
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/certify-dev/certify/nets"
 )
-
-// detMNIST returns rows [lo,hi) of testdata/mnist-test-1k.
-func detMNIST(t testing.TB, lo, hi int) (*nets.Tensor, []int) {
-	t.Helper()
-	x, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yt, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := x.Len() / x.Shape[0]
-	xs := nets.FromData(append([]float64(nil), x.Data[lo*per:hi*per]...), append([]int{hi - lo}, x.Shape[1:]...)...)
-	y := make([]int, hi-lo)
-	for i := range y {
-		y[i] = int(yt.Data[lo+i])
-	}
-	return xs, y
-}
-
-// detCNN loads testdata/mnist_cnn.onnx.
-func detCNN(t testing.TB) *nets.Graph {
-	t.Helper()
-	g, err := nets.ReadONNX("../testdata/mnist_cnn.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-// detSpec writes a spec file into dir and returns its path.
-func detSpec(t testing.TB, dir, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, "spec.json")
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// detSpecErrors loads each spec body and wants an error containing the given text.
-func detSpecErrors(t *testing.T, cases []struct{ name, body, want string }) {
-	t.Helper()
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := Load(detSpec(t, t.TempDir(), c.body))
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("Load: error %v; want one containing %q", err, c.want)
-			}
-		})
-	}
-}
-
-// detCNNAbs is the absolute path of the test CNN, for spec files in temp folders.
-func detCNNAbs(t testing.TB) string {
-	t.Helper()
-	p, err := filepath.Abs("../testdata/mnist_cnn.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // detRate is the fraction of rows of a [n, K+1] logits tensor whose argmax is the
 // reject column, over the rows where keep is true (all rows for nil).
@@ -99,51 +33,21 @@ func detDirectional(t *testing.T, m nets.Differentiable, x *nets.Tensor, labels 
 	if err != nil {
 		t.Fatal(err)
 	}
-	z, err := m.Logits(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _, err := loss.Eval(z, labels)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := testLoss(t, m, x, labels, loss)
 	for i := range vals {
 		if math.Abs(vals[i]-want[i]) > 1e-9*(1+math.Abs(want[i])) {
 			t.Errorf("row %d: LossGrad value %v, loss of Logits %v", i, vals[i], want[i])
 		}
 	}
-	r := rand.New(rand.NewPCG(seed, 1))
-	u := nets.NewTensor(x.Shape...)
-	for i := range u.Data {
-		u.Data[i] = r.NormFloat64()
-	}
 	// A small step: ReLU kinks within h·|u| of x would make the difference quotient
 	// average two sides.
 	const h = 1e-7
-	xp, xm := x.Clone(), x.Clone()
-	for i := range xp.Data {
-		xp.Data[i] += h * u.Data[i]
-		xm.Data[i] -= h * u.Data[i]
-	}
-	lossAt := func(x *nets.Tensor) []float64 {
-		z, err := m.Logits(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _, err := loss.Eval(z, labels)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	lp, lm := lossAt(xp), lossAt(xm)
-	per := x.Len() / x.Shape[0]
+	u, xp, xm := testDirection(rand.New(rand.NewPCG(seed, 1)), x, h)
+	lp, lm := testLoss(t, m, xp, labels, loss), testLoss(t, m, xm, labels, loss)
+	dots := rowDots(grad, u)
 	for i := range labels {
 		fd := (lp[i] - lm[i]) / (2 * h)
-		an := 0.0
-		for j := i * per; j < (i+1)*per; j++ {
-			an += grad.Data[j] * u.Data[j]
-		}
+		an := dots[i]
 		if math.Abs(fd-an) > tol*(1+math.Abs(fd)) {
 			t.Errorf("row %d: directional derivative %v by finite differences, %v by LossGrad", i, fd, an)
 		}
@@ -364,8 +268,8 @@ func TestDetectorCalibrate(t *testing.T) {
 // TestDetectorVJP checks the generic (row by row) vector-Jacobian product against
 // the graph's batched one.
 func TestDetectorVJP(t *testing.T) {
-	g := detCNN(t)
-	x, _ := detMNIST(t, 0, 5)
+	g := testCNN(t)
+	x, _ := testMNIST(t, 0, 5)
 	r := rand.New(rand.NewPCG(9, 9))
 	v := nets.NewTensor(5, 10)
 	for i := range v.Data {

@@ -11,41 +11,6 @@ import (
 	"github.com/certify-dev/certify/nets"
 )
 
-// recipeData returns rows [lo,hi) of the shipped 1000 MNIST test images.
-func recipeData(t testing.TB, lo, hi int) Data {
-	t.Helper()
-	x, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yt, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := x.Len() / x.Shape[0]
-	d := Data{X: nets.FromData(append([]float64(nil), x.Data[lo*per:hi*per]...), append([]int{hi - lo}, x.Shape[1:]...)...)}
-	for _, v := range yt.Data[lo:hi] {
-		d.Labels = append(d.Labels, int(v))
-	}
-	return d
-}
-
-// recipeMLP is a small 784-h-10 MLP with seeded He initialisation.
-func recipeMLP(t testing.TB, seed uint64, h int) *nets.Graph {
-	t.Helper()
-	g, err := nets.MLP(rand.New(rand.NewPCG(seed, 1)), []int{1, 28, 28}, h, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-// recipeConfig is Adam at lr with a seeded shuffle.
-func recipeConfig(epochs, batch int, lr float64, seed uint64) nets.TrainConfig {
-	return nets.TrainConfig{Epochs: epochs, BatchSize: batch, Optimizer: nets.NewAdam(),
-		Schedule: nets.ConstantLR(lr), Rand: rand.New(rand.NewPCG(seed, 2))}
-}
-
 // lossFD checks grad against central differences of the sum of the loss values
 // over all rows (the losses here couple rows or look rows up by label).
 func lossFD(t *testing.T, l nets.Loss, z *nets.Tensor, labels []int, grad *nets.Tensor) {
@@ -187,10 +152,10 @@ func TestDistillationSoftLoss(t *testing.T) {
 }
 
 func TestDistillationValidate(t *testing.T) {
-	d := recipeData(t, 0, 20)
-	g := recipeMLP(t, 1, 8)
-	cfg := recipeConfig(1, 10, 1e-3, 1)
-	frozen := recipeMLP(t, 2, 8)
+	d := testData(t, 0, 20)
+	g := testMLP(t, 1, 8)
+	cfg := testConfig(1, 10, 1e-3, 1)
+	frozen := testMLP(t, 2, 8)
 	frozen.Trainable = nil
 	fiveClass, err := nets.MLP(rand.New(rand.NewPCG(3, 1)), []int{1, 28, 28}, 8, 5)
 	if err != nil {
@@ -211,17 +176,17 @@ func TestDistillationValidate(t *testing.T) {
 		cfg  nets.TrainConfig
 		want string
 	}{
-		{"T<1", Distillation{Temperature: 0.5, Teacher: recipeMLP(t, 2, 8)}, g, cfg, "temperature"},
-		{"T NaN", Distillation{Temperature: math.NaN(), Teacher: recipeMLP(t, 2, 8)}, g, cfg, "temperature"},
-		{"T Inf", Distillation{Temperature: math.Inf(1), Teacher: recipeMLP(t, 2, 8)}, g, cfg, "temperature"},
+		{"T<1", Distillation{Temperature: 0.5, Teacher: testMLP(t, 2, 8)}, g, cfg, "temperature"},
+		{"T NaN", Distillation{Temperature: math.NaN(), Teacher: testMLP(t, 2, 8)}, g, cfg, "temperature"},
+		{"T Inf", Distillation{Temperature: math.Inf(1), Teacher: testMLP(t, 2, 8)}, g, cfg, "temperature"},
 		{"no teacher", Distillation{Temperature: 10}, g, cfg, "no teacher"},
 		{"teacher is student", Distillation{Temperature: 10, Teacher: g}, g, cfg, "is the student"},
 		{"frozen teacher", Distillation{Temperature: 10, Teacher: frozen}, g, cfg, "no trainable"},
 		{"classes", Distillation{Temperature: 10, Teacher: fiveClass}, g, cfg, "same classes"},
 		{"input", Distillation{Temperature: 10, Teacher: otherInput}, g, cfg, "teacher on a training row"},
-		{"teacher epochs", Distillation{Temperature: 10, Teacher: recipeMLP(t, 2, 8), TeacherEpochs: -1}, g, cfg, "teacher epochs"},
-		{"prepare", Distillation{Temperature: 10, Teacher: recipeMLP(t, 2, 8)}, g, withPrepare, "Prepare"},
-		{"loss", Distillation{Temperature: 10, Teacher: recipeMLP(t, 2, 8)}, g, withLoss, "cfg.Loss"},
+		{"teacher epochs", Distillation{Temperature: 10, Teacher: testMLP(t, 2, 8), TeacherEpochs: -1}, g, cfg, "teacher epochs"},
+		{"prepare", Distillation{Temperature: 10, Teacher: testMLP(t, 2, 8)}, g, withPrepare, "Prepare"},
+		{"loss", Distillation{Temperature: 10, Teacher: testMLP(t, 2, 8)}, g, withLoss, "cfg.Loss"},
 	} {
 		_, err := c.r.Train(c.g, d, c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "distillation: ") {
@@ -234,10 +199,10 @@ func TestDistillationValidate(t *testing.T) {
 // soft-label loss and the hard-label accuracy of the untouched net on the whole
 // training set, computed here directly.
 func TestDistillationStats(t *testing.T) {
-	d := recipeData(t, 0, 100)
-	g, teacher := recipeMLP(t, 1, 16), recipeMLP(t, 2, 16)
+	d := testData(t, 0, 100)
+	g, teacher := testMLP(t, 1, 16), testMLP(t, 2, 16)
 	const T = 4
-	stats, err := Distillation{Temperature: T, Teacher: teacher}.Train(g, d, recipeConfig(1, 32, 0, 1))
+	stats, err := Distillation{Temperature: T, Teacher: teacher}.Train(g, d, testConfig(1, 32, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,15 +305,15 @@ func distillAccuracy(c []bool) float64 {
 // higher for the student), which is why the defense masks gradients rather than
 // adding robustness (Carlini & Wagner 2016).
 func TestDistillationSaturates(t *testing.T) {
-	train, test := recipeData(t, 0, 700), recipeData(t, 700, 1000)
+	train, test := testData(t, 0, 700), testData(t, 700, 1000)
 	const epochs, lr = 8, 1e-2
-	plain := recipeMLP(t, 1, 32)
-	if _, err := nets.Train(plain, train.X, train.Labels, recipeConfig(epochs, 32, lr, 5)); err != nil {
+	plain := testMLP(t, 1, 32)
+	if _, err := nets.Train(plain, train.X, train.Labels, testConfig(epochs, 32, lr, 5)); err != nil {
 		t.Fatal(err)
 	}
-	student := recipeMLP(t, 1, 32)
-	r := Distillation{Temperature: 100, Teacher: recipeMLP(t, 2, 32)}
-	stats, err := r.Train(student, train, recipeConfig(epochs, 32, lr, 5))
+	student := testMLP(t, 1, 32)
+	r := Distillation{Temperature: 100, Teacher: testMLP(t, 2, 32)}
+	stats, err := r.Train(student, train, testConfig(epochs, 32, lr, 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,12 +352,12 @@ func TestDistillationSaturates(t *testing.T) {
 
 // The same seed gives bit-identical teacher and student, on one core as on all.
 func TestDistillationDeterministic(t *testing.T) {
-	d := recipeData(t, 0, 200)
+	d := testData(t, 0, 200)
 	run := func(procs int) (*nets.Graph, *nets.Graph) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-		g := recipeMLP(t, 1, 16)
-		r := Distillation{Temperature: 20, Teacher: recipeMLP(t, 2, 16), TeacherEpochs: 2}
-		if _, err := r.Train(g, d, recipeConfig(1, 32, 1e-3, 9)); err != nil {
+		g := testMLP(t, 1, 16)
+		r := Distillation{Temperature: 20, Teacher: testMLP(t, 2, 16), TeacherEpochs: 2}
+		if _, err := r.Train(g, d, testConfig(1, 32, 1e-3, 9)); err != nil {
 			t.Fatal(err)
 		}
 		return g, r.Teacher
@@ -420,7 +385,7 @@ func recipeSameWeights(t *testing.T, what string, a, b *nets.Graph) {
 // T = 100 of nets.MNISTCNN on the 1000 shipped test images, batch 128: ×60 for
 // an epoch pair on the 60000 MNIST training images.
 func BenchmarkDistillationCNN(b *testing.B) {
-	d := recipeData(b, 0, 1000)
+	d := testData(b, 0, 1000)
 	for i := 0; i < b.N; i++ {
 		r := rand.New(rand.NewPCG(1, 1))
 		g, err := nets.MNISTCNN(r)
@@ -431,7 +396,7 @@ func BenchmarkDistillationCNN(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := (Distillation{Temperature: 100, Teacher: teacher}).Train(g, d, recipeConfig(1, 128, 2e-3, 2)); err != nil {
+		if _, err := (Distillation{Temperature: 100, Teacher: teacher}).Train(g, d, testConfig(1, 128, 2e-3, 2)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,46 +12,6 @@ import (
 	"github.com/certify-dev/certify/nets"
 )
 
-// ensTestMNIST returns the first n images of testdata/mnist-test-1k.npy and their labels.
-func ensTestMNIST(t *testing.T, n int) (*nets.Tensor, []int) {
-	t.Helper()
-	x, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yt, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := x.Len() / x.Shape[0]
-	xs := nets.FromData(append([]float64(nil), x.Data[:n*per]...), append([]int{n}, x.Shape[1:]...)...)
-	y := make([]int, n)
-	for i := range y {
-		y[i] = int(yt.Data[i])
-	}
-	return xs, y
-}
-
-// ensTestGraph reads a shipped network from testdata.
-func ensTestGraph(t *testing.T, name string) *nets.Graph {
-	t.Helper()
-	g, err := nets.ReadONNX(filepath.Join("..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-// ensTestAbs is the absolute path of a shipped network, for specs in temp folders.
-func ensTestAbs(t *testing.T, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func ensTestSoftmax(z []float64) []float64 {
 	m := math.Inf(-1)
 	for _, v := range z {
@@ -68,27 +28,6 @@ func ensTestSoftmax(z []float64) []float64 {
 	return out
 }
 
-func ensTestLogits(t *testing.T, m nets.Classifier, x *nets.Tensor) *nets.Tensor {
-	t.Helper()
-	z, err := m.Logits(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return z
-}
-
-// ensTestAccuracy is the fraction of rows of x that m classifies as labelled.
-func ensTestAccuracy(t *testing.T, m nets.Classifier, x *nets.Tensor, y []int) float64 {
-	t.Helper()
-	ok := 0
-	for i, c := range ensTestLogits(t, m, x).Argmax() {
-		if c == y[i] {
-			ok++
-		}
-	}
-	return float64(ok) / float64(len(y))
-}
-
 // ensTestExhibit runs PGD (attacks.NewPGD) at L∞ radius eps on the wrapper itself
 // (the naive attack) and on its adaptive target, and returns the wrapper's clean
 // accuracy and its accuracy on each attack's points: the adaptive attack's points
@@ -97,12 +36,12 @@ func ensTestExhibit(t *testing.T, m Model, x *nets.Tensor, y []int, eps float64)
 	t.Helper()
 	ctx := context.Background()
 	b := attacks.Budget{Norm: attacks.LInf, Eps: eps, Lo: 0, Hi: 1}
-	clean = ensTestAccuracy(t, m, x, y)
+	clean = testAccuracy(t, m, x, y)
 	r, err := attacks.NewPGD(b, 7).Attack(ctx, m, x, y)
 	if err != nil {
 		t.Fatal(err)
 	}
-	naive = ensTestAccuracy(t, m, r.Adv, y)
+	naive = testAccuracy(t, m, r.Adv, y)
 	tgt, err := m.(Adaptive).AdaptiveTarget()
 	if err != nil {
 		t.Fatal(err)
@@ -121,16 +60,16 @@ func ensTestExhibit(t *testing.T, m Model, x *nets.Tensor, y []int, eps float64)
 			t.Fatalf("adaptive point %d at distance %g > %g", i, d, eps)
 		}
 	}
-	adaptive = ensTestAccuracy(t, m, ra.Adv, y)
+	adaptive = testAccuracy(t, m, ra.Adv, y)
 	return clean, naive, adaptive
 }
 
 // The ensemble's logits are the log of the weighted mean of the members'
 // probabilities (or the weighted mean of their logits), computed by hand.
 func TestEnsembleLogits(t *testing.T) {
-	cnn, mlp := ensTestGraph(t, "mnist_cnn.onnx"), ensTestGraph(t, "mnist_mlp.onnx")
-	x, _ := ensTestMNIST(t, 40)
-	zc, zm := ensTestLogits(t, cnn, x), ensTestLogits(t, mlp, x)
+	cnn, mlp := testGraph(t, "mnist_cnn.onnx"), testGraph(t, "mnist_mlp.onnx")
+	x, _ := testMNIST(t, 0, 40)
+	zc, zm := testLogits(t, cnn, x), testLogits(t, mlp, x)
 	for _, tc := range []struct {
 		name    string
 		weights []float64
@@ -143,7 +82,7 @@ func TestEnsembleLogits(t *testing.T) {
 		{"weighted logits", []float64{3, 1}, true, 0.75, 0.25},
 	} {
 		e := Ensemble{Members: []nets.Differentiable{cnn, mlp}, Weights: tc.weights, MeanLogits: tc.logits, Shape: []int{1, 28, 28}}
-		z := ensTestLogits(t, e, x)
+		z := testLogits(t, e, x)
 		worst := 0.0
 		for i := 0; i < x.Shape[0]; i++ {
 			a, b := zc.Data[i*10:(i+1)*10], zm.Data[i*10:(i+1)*10]
@@ -167,8 +106,8 @@ func TestEnsembleLogits(t *testing.T) {
 // The ensemble's gradient is exact: it matches central finite differences of its
 // loss along random directions, for both ways of averaging and both losses.
 func TestEnsembleGradient(t *testing.T) {
-	cnn, mlp := ensTestGraph(t, "mnist_cnn.onnx"), ensTestGraph(t, "mnist_mlp.onnx")
-	x, y := ensTestMNIST(t, 4)
+	cnn, mlp := testGraph(t, "mnist_cnn.onnx"), testGraph(t, "mnist_mlp.onnx")
+	x, y := testMNIST(t, 0, 4)
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct {
 		name   string
@@ -184,28 +123,17 @@ func TestEnsembleGradient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		per := x.Len() / x.Shape[0]
-		u := nets.NewTensor(x.Shape...)
-		for i := range u.Data {
-			u.Data[i] = r.NormFloat64()
-		}
 		const h = 1e-6
-		xp, xm := x.Clone(), x.Clone()
-		for i := range u.Data {
-			xp.Data[i] += h * u.Data[i]
-			xm.Data[i] -= h * u.Data[i]
-		}
+		u, xp, xm := testDirection(r, x, h)
 		vp, _, err := e.LossGrad(xp, y, tc.loss)
 		if err != nil {
 			t.Fatal(err)
 		}
 		vm, _, _ := e.LossGrad(xm, y, tc.loss)
+		dots := rowDots(g, u)
 		for i := range y {
 			fd := (vp[i] - vm[i]) / (2 * h)
-			an := 0.0
-			for j := i * per; j < (i+1)*per; j++ {
-				an += g.Data[j] * u.Data[j]
-			}
+			an := dots[i]
 			if math.Abs(fd-an) > 1e-5*math.Max(1, math.Abs(an)) {
 				t.Errorf("%s, row %d: directional derivative %g, finite differences %g", tc.name, i, an, fd)
 			}
@@ -217,7 +145,7 @@ func TestEnsembleGradient(t *testing.T) {
 // names the problem (and the member at fault).
 func TestEnsembleSpec(t *testing.T) {
 	dir := t.TempDir()
-	cnn, mlp := ensTestAbs(t, "mnist_cnn.onnx"), ensTestAbs(t, "mnist_mlp.onnx")
+	cnn, mlp := testAbs(t, "mnist_cnn.onnx"), testAbs(t, "mnist_mlp.onnx")
 	r := rand.New(rand.NewPCG(5, 6))
 	tiny, err := nets.MLP(r, []int{2}, 3, 10)
 	if err != nil {
@@ -267,9 +195,9 @@ func TestEnsembleSpec(t *testing.T) {
 	if _, ok := m.(Adaptive); ok {
 		t.Error("an ensemble is not gradient masking, yet implements Adaptive")
 	}
-	x, _ := ensTestMNIST(t, 3)
-	z := ensTestLogits(t, m, x)
-	zc, zm := ensTestLogits(t, ensTestGraph(t, "mnist_cnn.onnx"), x), ensTestLogits(t, ensTestGraph(t, "mnist_mlp.onnx"), x)
+	x, _ := testMNIST(t, 0, 3)
+	z := testLogits(t, m, x)
+	zc, zm := testLogits(t, testGraph(t, "mnist_cnn.onnx"), x), testLogits(t, testGraph(t, "mnist_mlp.onnx"), x)
 	for i := range z.Data {
 		if want := 0.25*zc.Data[i] + 0.75*zm.Data[i]; math.Abs(z.Data[i]-want) > 1e-10 {
 			t.Fatalf("loaded ensemble logit %d = %g, want %g", i, z.Data[i], want)

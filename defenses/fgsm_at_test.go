@@ -2,6 +2,7 @@ package defenses
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/certify-dev/certify/nets"
@@ -12,19 +13,19 @@ import (
 // the loss on it is α·CE(clean) + (1 − α)·CE(FGSM); α = 0 and α = 1 give the FGSM
 // rows alone and the clean batch untouched.
 func TestFGSMTrainingPrepareBatch(t *testing.T) {
-	d := atData(t, 0, 40)
-	g := atMLP(t, 1, 32)
+	d := testData(t, 0, 40)
+	g := testMLP(t, 1, 32)
 	const eps = 0.2
 	x := nets.FromData(append([]float64(nil), d.X.Data[:24*784]...), 24, 1, 28, 28)
 	y := d.Labels[:24]
 	want := atIndependentFGSM(t, g, x, y, eps)
 	for _, alpha := range []float64{0, 0.3, 0.5, 1} {
 		rec := FGSMTraining{Eps: eps, CleanWeight: alpha, Seed: 1}
-		craft, err := rec.crafter(g, d, atCfg(1, 1, 24, 1e-3))
+		craft, err := rec.crafter(g, d, testConfig(1, 24, 1e-3, 1))
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, mixed, err := atConfig(rec.Name(), len(d.Labels), atCfg(1, 1, 24, 1e-3), alpha, craft)
+		cfg, mixed, err := atConfig(rec.Name(), len(d.Labels), testConfig(1, 24, 1e-3, 1), alpha, craft)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,12 +35,12 @@ func TestFGSMTrainingPrepareBatch(t *testing.T) {
 		}
 		switch alpha {
 		case 1:
-			if mixed || xb.Shape[0] != 24 || !atEqual(xb.Data, x.Data) || !atIntsEqual(yb, y) {
+			if mixed || xb.Shape[0] != 24 || !slices.Equal(xb.Data, x.Data) || !slices.Equal(yb, y) {
 				t.Fatalf("α = 1: want the clean batch untouched, got %d rows", xb.Shape[0])
 			}
 			continue
 		case 0:
-			if mixed || xb.Shape[0] != 24 || !atEqual(xb.Data, want) || !atIntsEqual(yb, y) {
+			if mixed || xb.Shape[0] != 24 || !slices.Equal(xb.Data, want) || !slices.Equal(yb, y) {
 				t.Fatalf("α = 0: want the 24 FGSM rows only, got %d rows", xb.Shape[0])
 			}
 			continue
@@ -48,11 +49,11 @@ func TestFGSMTrainingPrepareBatch(t *testing.T) {
 			t.Fatalf("α = %v: got %d rows, want 48", alpha, xb.Shape[0])
 		}
 		n := x.Len()
-		if !atEqual(xb.Data[:n], x.Data) {
+		if !slices.Equal(xb.Data[:n], x.Data) {
 			t.Fatal("the first half is not the clean batch")
 		}
 		adv := xb.Data[n:]
-		if !atEqual(adv, want) {
+		if !slices.Equal(adv, want) {
 			t.Fatal("the FGSM rows differ from an independent FGSM")
 		}
 		moved := 0
@@ -103,8 +104,8 @@ func TestFGSMTrainingPrepareBatch(t *testing.T) {
 // rows are the ones attacked) and OnEpoch sees the statistics Train returns: the
 // mixed loss and the clean rows' accuracy, both per training row.
 func TestFGSMTrainingHooks(t *testing.T) {
-	d := atData(t, 0, 64)
-	cfg := atCfg(1, 2, 16, 1e-3)
+	d := testData(t, 0, 64)
+	cfg := testConfig(2, 16, 1e-3, 1)
 	var calls []int
 	cfg.Prepare = func(epoch, step int, x *nets.Tensor, y []int) (*nets.Tensor, []int, error) {
 		calls = append(calls, epoch*4+step)
@@ -112,11 +113,11 @@ func TestFGSMTrainingHooks(t *testing.T) {
 	}
 	var seen []nets.EpochStats
 	cfg.OnEpoch = func(s nets.EpochStats) error { seen = append(seen, s); return nil }
-	stats, err := FGSMTraining{Eps: 0.3, CleanWeight: 0.5}.Train(atMLP(t, 1, 16), d, cfg)
+	stats, err := FGSMTraining{Eps: 0.3, CleanWeight: 0.5}.Train(testMLP(t, 1, 16), d, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !atIntsEqual(calls, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
+	if !slices.Equal(calls, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
 		t.Fatalf("caller's Prepare called at %v", calls)
 	}
 	if len(seen) != 2 || seen[0] != stats[0] || seen[1] != stats[1] {

@@ -61,7 +61,7 @@ func TrainGAN(d Data, cfg GANConfig) (*nets.Graph, error) {
 	for epoch := 0; epoch < cfg.Epochs; epoch++ {
 		perm := r.Perm(n)
 		for lo := 0; lo < n; lo += cfg.Batch {
-			xr := genGather(d.X, perm[lo:min(lo+cfg.Batch, n)])
+			xr := gatherRows(d.X, perm[lo:min(lo+cfg.Batch, n)])
 			b := xr.Shape[0]
 			fake, err := gen.Logits(genNormal(r, b, cfg.Latent))
 			if err != nil {
@@ -137,7 +137,7 @@ func generatorGrad(gen, disc *nets.Graph, z *nets.Tensor) (float64, []*nets.Tens
 	b := z.Shape[0]
 	inv := 1 / float64(b)
 	loss, grads, err := sumChunks(b, gradChunk, len(gen.Trainable), func(lo, hi int) (float64, []*nets.Tensor, error) {
-		gv, err := gen.Forward(map[string]*nets.Tensor{ganLatentIn: genRows(z, lo, hi)})
+		gv, err := gen.Forward(map[string]*nets.Tensor{ganLatentIn: rowsOf(z, lo, hi)})
 		if err != nil {
 			return 0, nil, err
 		}

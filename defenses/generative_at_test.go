@@ -2,6 +2,7 @@ package defenses
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/certify-dev/certify/nets"
@@ -11,14 +12,11 @@ import (
 // its params, stays in the ε-ball ∩ [0, 1], and generator-only steps against a
 // fixed trained classifier raise that classifier's cross-entropy on G(x).
 func TestGenerativeTrainingGenerator(t *testing.T) {
-	d := atData(t, 0, 256)
-	f, err := nets.ReadONNX("../testdata/mnist_mlp.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testData(t, 0, 256)
+	f := testGraph(t, "mnist_mlp.onnx")
 	const eps = 0.2
 	rec := GenerativeTraining{Eps: eps, Hidden: 32, GenLR: 3e-3, CleanWeight: 0.5, Seed: 4}
-	gen, err := rec.generator(f, d, atCfg(1, 1, 64, 1e-3))
+	gen, err := rec.generator(f, d, testConfig(1, 64, 1e-3, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +55,7 @@ func TestGenerativeTrainingGenerator(t *testing.T) {
 				t.Fatalf("G(x) value %d: %v for %v, outside [0,1] or the ε-ball", k, v, d.X.Data[k])
 			}
 		}
-		v, _, err := nets.CrossEntropy{}.Eval(atLogits(t, f, out), d.Labels)
+		v, _, err := nets.CrossEntropy{}.Eval(testLogits(t, f, out), d.Labels)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,16 +78,7 @@ func TestGenerativeTrainingGenerator(t *testing.T) {
 	if last < first+0.5 {
 		t.Fatalf("CE on G(x) rose from %v only to %v", first, last)
 	}
-	if !atEqual(fBefore, atWeights(f)) {
+	if !slices.Equal(fBefore, atWeights(f)) {
 		t.Fatal("generator steps changed the classifier")
 	}
-}
-
-func atLogits(t *testing.T, m nets.Classifier, x *nets.Tensor) *nets.Tensor {
-	t.Helper()
-	z, err := m.Logits(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return z
 }

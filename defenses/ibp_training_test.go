@@ -10,26 +10,6 @@ import (
 	"github.com/certify-dev/certify/nets"
 )
 
-// certTestMNIST returns the first n rows of testdata/mnist-test-1k.
-func certTestMNIST(t *testing.T, n int) (*nets.Tensor, []int) {
-	t.Helper()
-	x, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := x.Len() / x.Shape[0]
-	xs := nets.FromData(append([]float64(nil), x.Data[:n*per]...), append([]int{n}, x.Shape[1:]...)...)
-	labels := make([]int, n)
-	for i := range labels {
-		labels[i] = int(y.Data[i])
-	}
-	return xs, labels
-}
-
 // certRows returns rows [lo, hi) of x and labels.
 func certRows(x *nets.Tensor, labels []int, lo, hi int) (*nets.Tensor, []int) {
 	per := x.Len() / x.Shape[0]
@@ -79,7 +59,7 @@ func slicesMin(v []float64) float64 {
 // TestIBPTrainingMarginsMatchSpecIBP checks the bound graph's IBP margins against
 // bounds.SpecIBP on the same clipped box, and its clean logits against the MLP's.
 func TestIBPTrainingMarginsMatchSpecIBP(t *testing.T) {
-	x, labels := certTestMNIST(t, 24)
+	x, labels := testMNIST(t, 0, 24)
 	mlp, err := nets.MLP(rand.New(rand.NewPCG(1, 2)), []int{1, 28, 28}, 40, 30, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +200,7 @@ func TestIBPTrainingGradient(t *testing.T) {
 // cross-entropy, and compares the IBP-certified accuracy at ε = 0.1 on 200
 // held-out images.
 func TestIBPTrainingCertifies(t *testing.T) {
-	x, labels := certTestMNIST(t, 1000)
+	x, labels := testMNIST(t, 0, 1000)
 	xTrain, yTrain := certRows(x, labels, 0, 800)
 	xTest, yTest := certRows(x, labels, 800, 1000)
 	train := func(r Recipe) *nets.Graph {
@@ -261,7 +241,7 @@ func TestIBPTrainingCertifies(t *testing.T) {
 // TestIBPTrainingDeterministic trains twice from one seed (and checks the weights
 // are bit-identical) for both recipes.
 func TestIBPTrainingDeterministic(t *testing.T) {
-	x, labels := certTestMNIST(t, 120)
+	x, labels := testMNIST(t, 0, 120)
 	for _, r := range []Recipe{IBPTraining{Eps: 0.1, RampEpochs: 1, KappaEnd: 0.5}, CROWNIBPTraining{Eps: 0.1, RampEpochs: 1, KappaEnd: 0.5}} {
 		run := func() *nets.Graph {
 			rng := rand.New(rand.NewPCG(5, 6))
@@ -315,7 +295,7 @@ func TestIBPTrainingSchedule(t *testing.T) {
 // TestIBPTrainingErrors checks the rejections: an unsupported op (named), a CNN
 // for CROWN-IBP, bad schedule params, a caller's own loss.
 func TestIBPTrainingErrors(t *testing.T) {
-	x, labels := certTestMNIST(t, 8)
+	x, labels := testMNIST(t, 0, 8)
 	rng := rand.New(rand.NewPCG(1, 1))
 	cfg := nets.TrainConfig{Epochs: 1, BatchSize: 4, Optimizer: nets.NewAdam(), Schedule: nets.ConstantLR(0.01), Rand: rng}
 	cnn, err := nets.MNISTCNN(rng)
@@ -360,7 +340,7 @@ func TestIBPTrainingErrors(t *testing.T) {
 // on nets.MNISTCNN: margins against bounds.SpecIBP, and the loss gradient against
 // finite differences on a sample of every param's entries.
 func TestIBPTrainingCNN(t *testing.T) {
-	x, labels := certTestMNIST(t, 6)
+	x, labels := testMNIST(t, 0, 6)
 	cnn, err := nets.MNISTCNN(rand.New(rand.NewPCG(2, 7)))
 	if err != nil {
 		t.Fatal(err)

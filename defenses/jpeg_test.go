@@ -41,7 +41,7 @@ func jpegChange(t *testing.T, q, c int, x []float64, h, w int) (maxd, mean float
 // (MNIST is stored as 8-bit levels, so only the codec moves them), at low quality
 // much more, and more the lower the quality.
 func TestJPEGQuality(t *testing.T) {
-	x, _ := transformTestMNIST(t, 100)
+	x, _ := testMNIST(t, 0, 100)
 	prevMean := -1.0
 	for _, tc := range []struct {
 		q              int

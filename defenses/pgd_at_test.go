@@ -3,6 +3,7 @@ package defenses
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/certify-dev/certify/attacks"
@@ -13,15 +14,15 @@ import (
 // loss above FGSM's, differ per step (fresh random starts) and, under the ramp,
 // stay within the ramped radius.
 func TestPGDTrainingPrepareBatch(t *testing.T) {
-	d := atData(t, 0, 64)
-	g := atMLP(t, 1, 32)
-	if _, err := nets.Train(g, d.X, d.Labels, atCfg(3, 3, 16, 3e-3)); err != nil {
+	d := testData(t, 0, 64)
+	g := testMLP(t, 1, 32)
+	if _, err := nets.Train(g, d.X, d.Labels, testConfig(3, 16, 3e-3, 3)); err != nil {
 		t.Fatal(err)
 	}
 	x := nets.FromData(append([]float64(nil), d.X.Data[:32*784]...), 32, 1, 28, 28)
 	y := d.Labels[:32]
 	rec := PGDTraining{Eps: 0.1, Step: 0.025, Steps: 10, RampEpochs: 1, Seed: 5}
-	craft, err := rec.crafter(g, d, atCfg(1, 1, 32, 1e-3)) // 2 steps per epoch: ε/2 at step 0
+	craft, err := rec.crafter(g, d, testConfig(1, 32, 1e-3, 1)) // 2 steps per epoch: ε/2 at step 0
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,13 +62,13 @@ func TestPGDTrainingPrepareBatch(t *testing.T) {
 				t.Fatalf("step %d: PGD loss %v not above FGSM's %v", c.gstep, la, lf)
 			}
 		}
-		if prev != nil && c.gstep == 2 && atEqual(prev.Data, adv.Data) {
+		if prev != nil && c.gstep == 2 && slices.Equal(prev.Data, adv.Data) {
 			t.Fatal("steps 1 and 2 gave the same PGD points: the random starts do not change per step")
 		}
 		prev = adv
 	}
 	again, _ := craft(2, x, y)
-	if !atEqual(again.Data, prev.Data) {
+	if !slices.Equal(again.Data, prev.Data) {
 		t.Fatal("the same step crafted twice gave different points")
 	}
 }
@@ -81,30 +82,20 @@ func atRobustAcc(t *testing.T, m nets.Differentiable, d Data, eps float64) float
 	if err != nil {
 		t.Fatal(err)
 	}
-	z, err := m.Logits(r.Adv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ok := 0
-	for i, p := range z.Argmax() {
-		if p == d.Labels[i] {
-			ok++
-		}
-	}
-	return float64(ok) / float64(len(d.Labels))
+	return testAccuracy(t, m, r.Adv, d.Labels)
 }
 
 // TestPGDTrainingRobustness: PGD-AT of a small MLP (ε = 0.1) holds more held-out
 // rows against PGD at ε = 0.1 than the same net trained normally, same seed and
 // budget.
 func TestPGDTrainingRobustness(t *testing.T) {
-	train, test := atData(t, 0, 800), atData(t, 800, 1000)
-	plain, adv := atMLP(t, 7, 64), atMLP(t, 7, 64)
-	if _, err := nets.Train(plain, train.X, train.Labels, atCfg(7, 12, 32, 2e-3)); err != nil {
+	train, test := testData(t, 0, 800), testData(t, 800, 1000)
+	plain, adv := testMLP(t, 7, 64), testMLP(t, 7, 64)
+	if _, err := nets.Train(plain, train.X, train.Labels, testConfig(12, 32, 2e-3, 7)); err != nil {
 		t.Fatal(err)
 	}
 	rec := PGDTraining{Eps: 0.1, Step: 0.03, Steps: 5, Seed: 7}
-	stats, err := rec.Train(adv, train, atCfg(7, 12, 32, 2e-3))
+	stats, err := rec.Train(adv, train, testConfig(12, 32, 2e-3, 7))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 // the choice depends on the row only: the same rows in another batch order, or
 // alone, get the same answers.
 func TestRotationChoice(t *testing.T) {
-	cnn, mlp := ensTestGraph(t, "mnist_cnn.onnx"), ensTestGraph(t, "mnist_mlp.onnx")
-	x, _ := ensTestMNIST(t, 1000)
+	cnn, mlp := testGraph(t, "mnist_cnn.onnx"), testGraph(t, "mnist_mlp.onnx")
+	x, _ := testMNIST(t, 0, 1000)
 	per := x.Len() / x.Shape[0]
 	for _, members := range [][]nets.Differentiable{{cnn, mlp}, {cnn, mlp, cnn}} {
 		r := Rotation{Members: members, Seed: 11, Shape: []int{1, 28, 28}}
@@ -33,19 +33,19 @@ func TestRotationChoice(t *testing.T) {
 	}
 	// Reproducibility and routing, on 60 rows.
 	r := Rotation{Members: []nets.Differentiable{cnn, mlp}, Seed: 11, Shape: []int{1, 28, 28}}
-	xs, _ := ensTestMNIST(t, 60)
-	z := ensTestLogits(t, r, xs)
+	xs, _ := testMNIST(t, 0, 60)
+	z := testLogits(t, r, xs)
 	rev := nets.NewTensor(xs.Shape...)
 	for i := 0; i < 60; i++ {
 		copy(rev.Data[i*per:(i+1)*per], xs.Data[(59-i)*per:(60-i)*per])
 	}
-	zr := ensTestLogits(t, r, rev)
+	zr := testLogits(t, r, rev)
 	for i := 0; i < 60; i++ {
 		row := xs.Row(i)
 		c := r.Choice(row.Data)
-		own := ensTestLogits(t, r.Members[c], row)
-		other := ensTestLogits(t, r.Members[1-c], row)
-		alone := ensTestLogits(t, r, row)
+		own := testLogits(t, r.Members[c], row)
+		other := testLogits(t, r.Members[1-c], row)
+		alone := testLogits(t, r, row)
 		for j := 0; j < 10; j++ {
 			a := z.Data[i*10+j]
 			if math.Abs(a-own.Data[j]) > 1e-12 || math.Abs(a-alone.Data[j]) > 1e-12 || math.Abs(a-zr.Data[(59-i)*10+j]) > 1e-12 {
@@ -62,9 +62,9 @@ func TestRotationChoice(t *testing.T) {
 // mean of the members' probabilities (checked by hand), with the ensemble's
 // gradient.
 func TestRotationGradientAndTarget(t *testing.T) {
-	cnn, mlp := ensTestGraph(t, "mnist_cnn.onnx"), ensTestGraph(t, "mnist_mlp.onnx")
+	cnn, mlp := testGraph(t, "mnist_cnn.onnx"), testGraph(t, "mnist_mlp.onnx")
 	r := Rotation{Members: []nets.Differentiable{cnn, mlp}, Seed: 2, Shape: []int{1, 28, 28}}
-	x, y := ensTestMNIST(t, 30)
+	x, y := testMNIST(t, 0, 30)
 	per := x.Len() / x.Shape[0]
 	vals, g, err := r.LossGrad(x, y, nets.CrossEntropy{})
 	if err != nil {
@@ -90,7 +90,7 @@ func TestRotationGradientAndTarget(t *testing.T) {
 	if err != nil || tgt.Name != "eot" || tgt.Loss != nil {
 		t.Fatalf("target %+v, %v", tgt, err)
 	}
-	za, zc, zm := ensTestLogits(t, tgt.Model, x), ensTestLogits(t, cnn, x), ensTestLogits(t, mlp, x)
+	za, zc, zm := testLogits(t, tgt.Model, x), testLogits(t, cnn, x), testLogits(t, mlp, x)
 	for i := range y {
 		pc, pm := ensTestSoftmax(zc.Data[i*10:(i+1)*10]), ensTestSoftmax(zm.Data[i*10:(i+1)*10])
 		for j := 0; j < 10; j++ {
@@ -107,9 +107,9 @@ func TestRotationGradientAndTarget(t *testing.T) {
 // probabilities does. Measured on 100 images: clean 1.00, naive 0.05, EOT 0.51
 // (EOT's early stop ends at points that fool the average, judged by one member).
 func TestRotationExhibit(t *testing.T) {
-	cnn, mlp := ensTestGraph(t, "mnist_cnn.onnx"), ensTestGraph(t, "mnist_mlp.onnx")
+	cnn, mlp := testGraph(t, "mnist_cnn.onnx"), testGraph(t, "mnist_mlp.onnx")
 	r := Rotation{Members: []nets.Differentiable{cnn, mlp}, Seed: 1, Shape: []int{1, 28, 28}}
-	x, y := ensTestMNIST(t, 100)
+	x, y := testMNIST(t, 0, 100)
 	clean, naive, adaptive := ensTestExhibit(t, r, x, y, 0.1)
 	t.Logf("rotation (CNN, MLP), eps 0.1: clean %.2f, naive PGD %.2f, EOT PGD %.2f", clean, naive, adaptive)
 	if clean < 0.95 || naive > 0.2 || adaptive > 0.7 {

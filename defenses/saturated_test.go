@@ -2,7 +2,6 @@ package defenses
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/certify-dev/certify/nets"
@@ -13,11 +12,11 @@ import (
 // which is most of them; the adaptive target (the CNN itself) still has gradients
 // there.
 func TestSaturatedVanishingGradient(t *testing.T) {
-	cnn := ensTestGraph(t, "mnist_cnn.onnx")
-	x, y := ensTestMNIST(t, 200)
+	cnn := testGraph(t, "mnist_cnn.onnx")
+	x, y := testMNIST(t, 0, 200)
 	const temp = 1000.0
 	s := Saturated{Net: cnn, Temperature: temp, Shape: []int{1, 28, 28}}
-	z, zs := ensTestLogits(t, cnn, x), ensTestLogits(t, s, x)
+	z, zs := testLogits(t, cnn, x), testLogits(t, s, x)
 	for i := range z.Data {
 		if zs.Data[i] != temp*z.Data[i] {
 			t.Fatalf("logit %d = %g, want T·%g", i, zs.Data[i], z.Data[i])
@@ -82,8 +81,8 @@ func TestSaturatedVanishingGradient(t *testing.T) {
 // The chain rule through the temperature: at a T that does not saturate (T = 3) the
 // wrapper's gradient matches finite differences of its loss CE(T·f(x)).
 func TestSaturatedGradient(t *testing.T) {
-	cnn := ensTestGraph(t, "mnist_cnn.onnx")
-	x, y := ensTestMNIST(t, 3)
+	cnn := testGraph(t, "mnist_cnn.onnx")
+	x, y := testMNIST(t, 0, 3)
 	s := Saturated{Net: cnn, Temperature: 3, Shape: []int{1, 28, 28}}
 	_, g, err := s.LossGrad(x, y, nil)
 	if err != nil {
@@ -113,8 +112,8 @@ func TestSaturatedGradient(t *testing.T) {
 // moves it; PGD on the rescaled logits breaks it. Measured: clean 1.00, naive 0.96,
 // logit-rescale 0.00.
 func TestSaturatedExhibit(t *testing.T) {
-	x, y := ensTestMNIST(t, 100)
-	s := Saturated{Net: ensTestGraph(t, "mnist_cnn.onnx"), Temperature: 1000, Shape: []int{1, 28, 28}}
+	x, y := testMNIST(t, 0, 100)
+	s := Saturated{Net: testGraph(t, "mnist_cnn.onnx"), Temperature: 1000, Shape: []int{1, 28, 28}}
 	clean, naive, adaptive := ensTestExhibit(t, s, x, y, 0.3)
 	t.Logf("saturated (T = 1000), eps 0.3: clean %.2f, naive PGD %.2f, logit-rescale PGD %.2f", clean, naive, adaptive)
 	if clean < 0.95 || naive < 0.9 || adaptive > 0.1 {
@@ -125,19 +124,14 @@ func TestSaturatedExhibit(t *testing.T) {
 // Saturated specs: temperature finite and > 0 (default 1000), strict params.
 func TestSaturatedSpec(t *testing.T) {
 	dir := t.TempDir()
-	cnn := ensTestAbs(t, "mnist_cnn.onnx")
-	for _, tc := range []struct{ name, body, want string }{
+	cnn := testAbs(t, "mnist_cnn.onnx")
+	specErrors(t, []struct{ name, body, want string }{
 		{"zero", `{"kind": "saturated", "model": "` + cnn + `", "params": {"temperature": 0}}`, "temperature 0: want a finite number > 0"},
 		{"negative", `{"kind": "saturated", "model": "` + cnn + `", "params": {"temperature": -3}}`, "temperature -3"},
 		{"huge", `{"kind": "saturated", "model": "` + cnn + `", "params": {"temperature": 1e400}}`, "params:"},
 		{"unknown", `{"kind": "saturated", "model": "` + cnn + `", "params": {"temp": 10}}`, `unknown field "temp"`},
 		{"no model", `{"kind": "saturated"}`, `no model`},
-	} {
-		p := writeSpec(t, dir, tc.name+".json", tc.body)
-		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
-		}
-	}
+	})
 	m, err := Load(writeSpec(t, dir, "ok.json", `{"kind": "saturated", "model": "`+cnn+`"}`))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package defenses
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/certify-dev/certify/attacks"
@@ -14,8 +13,8 @@ import (
 // image, its naive gradient is exactly 0, and BPDA's gradient is the network's
 // gradient at the quantised image.
 func TestShatteredQuantiseAndGradients(t *testing.T) {
-	cnn := ensTestGraph(t, "mnist_cnn.onnx")
-	x, y := ensTestMNIST(t, 20)
+	cnn := testGraph(t, "mnist_cnn.onnx")
+	x, y := testMNIST(t, 0, 20)
 	// Off-domain values are clipped first.
 	x.Data[0], x.Data[1] = -0.2, 1.3
 	for _, k := range []int{2, 4, 11} {
@@ -38,7 +37,7 @@ func TestShatteredQuantiseAndGradients(t *testing.T) {
 				t.Fatalf("k=%d: q(%g) = %g, nearest level %g", k, x.Data[i], q.Data[i], hand.Data[i])
 			}
 		}
-		z, want := ensTestLogits(t, s, x), ensTestLogits(t, cnn, hand)
+		z, want := testLogits(t, s, x), testLogits(t, cnn, hand)
 		for i := range z.Data {
 			if math.Abs(z.Data[i]-want.Data[i]) > 1e-12 {
 				t.Fatalf("k=%d: logit %d = %g, network on the quantised input %g", k, i, z.Data[i], want.Data[i])
@@ -92,8 +91,8 @@ func TestShatteredQuantiseAndGradients(t *testing.T) {
 // Measured: clean 1.00, naive 0.97, BPDA 0.00 (4 levels); with 2 levels the
 // binarised CNN is genuinely harder at 0.3 (BPDA leaves 0.78), so 4 it is.
 func TestShatteredExhibit(t *testing.T) {
-	x, y := ensTestMNIST(t, 100)
-	s := Shattered{Net: ensTestGraph(t, "mnist_cnn.onnx"), Levels: 4, Shape: []int{1, 28, 28}}
+	x, y := testMNIST(t, 0, 100)
+	s := Shattered{Net: testGraph(t, "mnist_cnn.onnx"), Levels: 4, Shape: []int{1, 28, 28}}
 	clean, naive, adaptive := ensTestExhibit(t, s, x, y, 0.3)
 	t.Logf("shattered (4 levels), eps 0.3: clean %.2f, naive PGD %.2f, BPDA PGD %.2f", clean, naive, adaptive)
 	if clean < 0.95 || naive < 0.9 || adaptive > 0.1 {
@@ -104,19 +103,14 @@ func TestShatteredExhibit(t *testing.T) {
 // Shattered specs: levels required and at least 2, one network, strict params.
 func TestShatteredSpec(t *testing.T) {
 	dir := t.TempDir()
-	cnn := ensTestAbs(t, "mnist_cnn.onnx")
-	for _, tc := range []struct{ name, body, want string }{
+	cnn := testAbs(t, "mnist_cnn.onnx")
+	specErrors(t, []struct{ name, body, want string }{
 		{"no levels", `{"kind": "shattered", "model": "` + cnn + `"}`, `give "levels"`},
 		{"one level", `{"kind": "shattered", "model": "` + cnn + `", "params": {"levels": 1}}`, "levels 1: want at least 2"},
 		{"fractional", `{"kind": "shattered", "model": "` + cnn + `", "params": {"levels": 2.5}}`, "params:"},
 		{"unknown", `{"kind": "shattered", "model": "` + cnn + `", "params": {"levels": 4, "bits": 2}}`, `unknown field "bits"`},
 		{"models", `{"kind": "shattered", "models": ["` + cnn + `", "` + cnn + `"], "params": {"levels": 4}}`, `one network in "model"`},
-	} {
-		p := writeSpec(t, dir, strings.ReplaceAll(tc.name, " ", "_")+".json", tc.body)
-		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
-		}
-	}
+	})
 	m, err := Load(writeSpec(t, dir, "ok.json", `{"kind": "shattered", "model": "`+cnn+`", "params": {"levels": 4}}`))
 	if err != nil {
 		t.Fatal(err)

@@ -1,31 +1,10 @@
 package defenses
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// writeSpec writes a spec file into dir and returns its path.
-func writeSpec(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// cnnPath is the shipped CNN, absolute, for specs written to temporary folders.
-func cnnPath(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs("../testdata/mnist_cnn.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // Specs that are not specs, or name an unknown kind, are rejected before any file
 // is opened, with a message that says what is wrong.

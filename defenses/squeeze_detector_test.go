@@ -63,8 +63,8 @@ func detSoftmax(z []float64) []float64 {
 }
 
 func TestSqueezeDetectorLogits(t *testing.T) {
-	g := detCNN(t)
-	x, _ := detMNIST(t, 0, 40)
+	g := testCNN(t)
+	x, _ := testMNIST(t, 0, 40)
 	d, err := NewSqueezeDetector(g, 1, 1e-3)
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +124,8 @@ func (s detStraightThrough) Logits(x *nets.Tensor) (*nets.Tensor, error) {
 }
 
 func TestSqueezeDetectorGradient(t *testing.T) {
-	g := detCNN(t)
-	x, y := detMNIST(t, 200, 206)
+	g := testCNN(t)
+	x, y := testMNIST(t, 200, 206)
 	d, err := NewSqueezeDetector(g, 1, 0.0005)
 	if err != nil {
 		t.Fatal(err)
@@ -179,9 +179,9 @@ func (s detStraightThroughGrad) LossGrad(x *nets.Tensor, labels []int, loss nets
 }
 
 func TestSqueezeDetectorCalibration(t *testing.T) {
-	g := detCNN(t)
-	cal, _ := detMNIST(t, 0, 500)
-	held, _ := detMNIST(t, 500, 1000)
+	g := testCNN(t)
+	cal, _ := testMNIST(t, 0, 500)
+	held, _ := testMNIST(t, 500, 1000)
 	for _, bits := range []int{1, 4} {
 		tau, err := CalibrateSqueeze(g, bits, cal, 0.05)
 		if err != nil {
@@ -207,15 +207,15 @@ func TestSqueezeDetectorCalibration(t *testing.T) {
 }
 
 func TestSqueezeDetectorSpec(t *testing.T) {
-	cnn := detCNNAbs(t)
-	m, err := Load(detSpec(t, t.TempDir(), `{"kind":"squeeze-detector","model":"`+cnn+`","params":{"bits":1,"threshold":0.1}}`))
+	cnn := cnnPath(t)
+	m, err := Load(writeSpec(t, t.TempDir(), "spec.json", `{"kind":"squeeze-detector","model":"`+cnn+`","params":{"bits":1,"threshold":0.1}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d, ok := m.(*SqueezeDetector); !ok || d.Bits != 1 || d.Threshold != 0.1 || d.Reject() != 10 {
 		t.Fatalf("Load gave %#v", m)
 	}
-	detSpecErrors(t, []struct{ name, body, want string }{
+	specErrors(t, []struct{ name, body, want string }{
 		{"bits 0", `{"kind":"squeeze-detector","model":"` + cnn + `","params":{"bits":0,"threshold":0.1}}`, "bits 0: want 1 to 16"},
 		{"bits 17", `{"kind":"squeeze-detector","model":"` + cnn + `","params":{"bits":17,"threshold":0.1}}`, "bits 17"},
 		{"no bits", `{"kind":"squeeze-detector","model":"` + cnn + `","params":{"threshold":0.1}}`, `no "bits"`},

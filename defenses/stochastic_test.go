@@ -2,7 +2,6 @@ package defenses
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/certify-dev/certify/attacks"
@@ -31,10 +30,10 @@ func ensTestDraw(x []float64, sigma, p float64, seed uint64, skip int) (dst, mas
 // whatever batch the row is in; the noise has standard deviation σ and a fraction
 // p of the pixels is dropped; the naive gradient is the draw's, masked.
 func TestStochasticDraws(t *testing.T) {
-	cnn := ensTestGraph(t, "mnist_cnn.onnx")
+	cnn := testGraph(t, "mnist_cnn.onnx")
 	const sigma, p, seed = 0.3, 0.2, 9
 	s := Stochastic{Net: cnn, Sigma: sigma, Dropout: p, Seed: seed, Shape: []int{1, 28, 28}}
-	x, y := ensTestMNIST(t, 20)
+	x, y := testMNIST(t, 0, 20)
 	per := x.Len() / x.Shape[0]
 	hand, masks := nets.NewTensor(x.Shape...), nets.NewTensor(x.Shape...)
 	dropped, kept := 0, 0
@@ -60,20 +59,20 @@ func TestStochasticDraws(t *testing.T) {
 	if f := float64(dropped) / n; math.Abs(f-p) > 4*math.Sqrt(p*(1-p)/n) {
 		t.Errorf("dropped fraction %g, want %g", f, p)
 	}
-	z, want := ensTestLogits(t, s, x), ensTestLogits(t, cnn, hand)
-	z2 := ensTestLogits(t, s, x)
+	z, want := testLogits(t, s, x), testLogits(t, cnn, hand)
+	z2 := testLogits(t, s, x)
 	for i := range z.Data {
 		if math.Abs(z.Data[i]-want.Data[i]) > 1e-12 || z.Data[i] != z2.Data[i] {
 			t.Fatalf("logit %d: %g (again %g), network on the hand draw %g", i, z.Data[i], z2.Data[i], want.Data[i])
 		}
 	}
-	alone := ensTestLogits(t, s, x.Row(7))
+	alone := testLogits(t, s, x.Row(7))
 	for j := 0; j < 10; j++ {
 		if math.Abs(alone.Data[j]-z.Data[70+j]) > 1e-12 {
 			t.Fatalf("row 7 alone: logit %d = %g, in the batch %g", j, alone.Data[j], z.Data[70+j])
 		}
 	}
-	if math.Abs(z.Data[0]-ensTestLogits(t, Stochastic{Net: cnn, Sigma: sigma, Dropout: p, Seed: seed + 1}, x.Row(0)).Data[0]) < 1e-9 {
+	if math.Abs(z.Data[0]-testLogits(t, Stochastic{Net: cnn, Sigma: sigma, Dropout: p, Seed: seed + 1}, x.Row(0)).Data[0]) < 1e-9 {
 		t.Error("another seed gives the same draw")
 	}
 	_, g, err := s.LossGrad(x, y, nil)
@@ -92,10 +91,10 @@ func TestStochasticDraws(t *testing.T) {
 // the mean of the network's gradients at N hand draws (the row's stream
 // InputRand(seed, x), drawn in order), and its first draw is the wrapper's.
 func TestStochasticEOT(t *testing.T) {
-	cnn := ensTestGraph(t, "mnist_cnn.onnx")
+	cnn := testGraph(t, "mnist_cnn.onnx")
 	const sigma, p, seed, n = 0.25, 0.1, 4, 6
 	s := Stochastic{Net: cnn, Sigma: sigma, Dropout: p, Seed: seed, Samples: n, Shape: []int{1, 28, 28}}
-	x, y := ensTestMNIST(t, 5)
+	x, y := testMNIST(t, 0, 5)
 	per := x.Len() / x.Shape[0]
 	tgt, err := s.AdaptiveTarget()
 	if err != nil || tgt.Name != "eot" {
@@ -132,7 +131,7 @@ func TestStochasticEOT(t *testing.T) {
 		}
 	}
 	one := attacks.EOT{Net: cnn, Transform: s.Transform, Samples: 1, Seed: seed}
-	z1, z := ensTestLogits(t, one, x), ensTestLogits(t, s, x)
+	z1, z := testLogits(t, one, x), testLogits(t, s, x)
 	for i := range z.Data {
 		if math.Abs(z1.Data[i]-z.Data[i]) > 1e-12 {
 			t.Fatalf("logit %d: EOT's first draw %g, the wrapper's %g", i, z1.Data[i], z.Data[i])
@@ -150,8 +149,8 @@ func TestStochasticEOT(t *testing.T) {
 // noise-trained CNN at σ = 0.25: 0.99, 0.50, 0.83; at σ = 0.25, p = 0.2: 0.96, 0.24,
 // 0.77. On 50 images here.
 func TestStochasticExhibit(t *testing.T) {
-	x, y := ensTestMNIST(t, 50)
-	s := Stochastic{Net: ensTestGraph(t, "mnist_cnn.onnx"), Sigma: 0.2, Seed: 1, Samples: 10, Shape: []int{1, 28, 28}}
+	x, y := testMNIST(t, 0, 50)
+	s := Stochastic{Net: testGraph(t, "mnist_cnn.onnx"), Sigma: 0.2, Seed: 1, Samples: 10, Shape: []int{1, 28, 28}}
 	clean, naive, adaptive := ensTestExhibit(t, s, x, y, 0.1)
 	t.Logf("stochastic (sigma 0.2), eps 0.1: clean %.2f, naive PGD %.2f, EOT PGD %.2f", clean, naive, adaptive)
 	if clean < 0.85 || naive > 0.2 || adaptive > 0.6 {
@@ -162,23 +161,18 @@ func TestStochasticExhibit(t *testing.T) {
 // Stochastic specs: sigma ≥ 0 finite, dropout in [0, 1), not both 0, strict params.
 func TestStochasticSpec(t *testing.T) {
 	dir := t.TempDir()
-	cnn := ensTestAbs(t, "mnist_cnn.onnx")
+	cnn := testAbs(t, "mnist_cnn.onnx")
 	spec := func(params string) string {
 		return `{"kind": "stochastic", "model": "` + cnn + `", "params": ` + params + `}`
 	}
-	for _, tc := range []struct{ name, body, want string }{
+	specErrors(t, []struct{ name, body, want string }{
 		{"negative sigma", spec(`{"sigma": -0.1}`), "sigma -0.1: want a finite number >= 0"},
 		{"dropout 1", spec(`{"dropout": 1}`), "dropout 1: want a probability in [0, 1)"},
 		{"negative dropout", spec(`{"sigma": 0.1, "dropout": -0.5}`), "dropout -0.5"},
 		{"no randomness", spec(`{"seed": 3}`), "no randomness"},
 		{"samples", spec(`{"sigma": 0.1, "eot_samples": 0}`), "eot_samples 0"},
 		{"unknown", spec(`{"sigma": 0.1, "noise": 0.1}`), `unknown field "noise"`},
-	} {
-		p := writeSpec(t, dir, strings.ReplaceAll(tc.name, " ", "_")+".json", tc.body)
-		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
-		}
-	}
+	})
 	m, err := Load(writeSpec(t, dir, "ok.json", spec(`{"sigma": 0.2, "dropout": 0.1, "seed": 5}`)))
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,72 +13,24 @@ import (
 	"github.com/certify-dev/certify/nets"
 )
 
-const transformTestCNN = "../testdata/mnist_cnn.onnx"
-
-// transformTestMNIST returns the first n images of testdata/mnist-test-1k.npy and
-// their labels.
-func transformTestMNIST(t testing.TB, n int) (*nets.Tensor, []int) {
-	t.Helper()
-	x, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := nets.ReadNPY("../testdata/mnist-test-1k-labels.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n = min(n, x.Shape[0])
-	per := x.Len() / x.Shape[0]
-	labels := make([]int, n)
-	for i := range labels {
-		labels[i] = int(y.Data[i])
-	}
-	return nets.FromData(append([]float64(nil), x.Data[:n*per]...), n, 1, 28, 28), labels
-}
-
-func transformTestNet(t testing.TB) *nets.Graph {
-	t.Helper()
-	g, err := nets.ReadONNX(transformTestCNN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
 // transformTestSpec writes a spec file around the shipped CNN and returns its path.
 func transformTestSpec(t testing.TB, kind, model, params string) string {
 	t.Helper()
 	if model == "" {
-		abs, err := filepath.Abs(transformTestCNN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		model = abs
+		model = cnnPath(t)
 	}
 	body := `{"kind": "` + kind + `", "model": "` + model + `"`
 	if params != "" {
 		body += `, "params": ` + params
 	}
-	path := filepath.Join(t.TempDir(), kind+".json")
-	if err := os.WriteFile(path, []byte(body+"}"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func maxAbsDiff(a, b []float64) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(a[i]-b[i]))
-	}
-	return m
+	return writeSpec(t, t.TempDir(), kind+".json", body+"}")
 }
 
 // TestTransformLoad loads each kind from a spec and checks its logits against f(t(x))
 // computed by hand, row by row, with the transformation the params name.
 func TestTransformLoad(t *testing.T) {
-	x, _ := transformTestMNIST(t, 5)
-	net := transformTestNet(t)
+	x, _ := testMNIST(t, 0, 5)
+	net := testCNN(t)
 	blur, err := NewBlur(1.5, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +95,8 @@ func TestTransformLoad(t *testing.T) {
 // BPDA target's gradient is the base network's gradient at t(x); through blur the
 // adaptive target is the wrapper itself.
 func TestTransformNaiveAndBPDA(t *testing.T) {
-	x, labels := transformTestMNIST(t, 6)
-	net := transformTestNet(t)
+	x, labels := testMNIST(t, 0, 6)
+	net := testCNN(t)
 	for _, tr := range []Transform{BitDepth{Bits: 1}, BitDepth{Bits: 3}, JPEG{Quality: 75}, JPEG{Quality: 10}} {
 		m, err := NewTransformed(tr, net)
 		if err != nil {
@@ -203,7 +154,7 @@ func TestTransformNaiveAndBPDA(t *testing.T) {
 // TestTransformShapes rejects batches that are not [batch, 1 or 3, H, W] images of
 // the network's size, and networks that do not take images.
 func TestTransformShapes(t *testing.T) {
-	m, err := NewTransformed(BitDepth{Bits: 1}, transformTestNet(t))
+	m, err := NewTransformed(BitDepth{Bits: 1}, testCNN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +218,8 @@ func TestTransformSpecErrors(t *testing.T) {
 		}
 	}
 	// "models" is for ensembles.
-	path := filepath.Join(t.TempDir(), "two.json")
-	abs, _ := filepath.Abs(transformTestCNN)
-	body := `{"kind": "jpeg", "models": ["` + abs + `", "` + abs + `"]}`
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	abs := cnnPath(t)
+	path := writeSpec(t, t.TempDir(), "two.json", `{"kind": "jpeg", "models": ["`+abs+`", "`+abs+`"]}`)
 	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), `give "model", not "models"`) {
 		t.Errorf("jpeg with models: %v", err)
 	}
@@ -290,7 +237,7 @@ func TestTransformSpecErrors(t *testing.T) {
 // throughput, and checks the accuracies against the values measured when the
 // wrappers were written (see the report; the undefended CNN is included).
 func TestTransformCleanAccuracy(t *testing.T) {
-	x, labels := transformTestMNIST(t, 1000)
+	x, labels := testMNIST(t, 0, 1000)
 	for _, tc := range []struct {
 		kind   string
 		lo, hi float64 // accepted accuracy range
@@ -303,7 +250,7 @@ func TestTransformCleanAccuracy(t *testing.T) {
 		var m Model
 		var err error
 		if tc.kind == "" {
-			m, err = Load(transformTestCNN)
+			m, err = Load(cnnPath(t))
 		} else {
 			m, err = Load(transformTestSpec(t, tc.kind, "", ""))
 		}
@@ -339,8 +286,8 @@ func TestTransformCleanAccuracy(t *testing.T) {
 // the model on few images, while the same PGD on the BPDA target fools it on many;
 // on blur the plain attack is already the adaptive one.
 func TestTransformAttackExhibit(t *testing.T) {
-	x, labels := transformTestMNIST(t, 50)
-	net := transformTestNet(t)
+	x, labels := testMNIST(t, 0, 50)
+	net := testCNN(t)
 	for _, tc := range []struct {
 		t               Transform
 		eps             float64
@@ -391,8 +338,8 @@ func TestTransformAttackExhibit(t *testing.T) {
 // the transformation alone (Apply) and of the wrapper's Logits on 1000 MNIST test
 // images around the shipped CNN.
 func BenchmarkTransform(b *testing.B) {
-	x, _ := transformTestMNIST(b, 1000)
-	net := transformTestNet(b)
+	x, _ := testMNIST(b, 0, 1000)
+	net := testCNN(b)
 	for _, tr := range []Transform{Blur{Sigma: 1, Radius: 3}, JPEG{Quality: 75}, BitDepth{Bits: 1}} {
 		m, err := NewTransformed(tr, net)
 		if err != nil {

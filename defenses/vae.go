@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 
 	"github.com/certify-dev/certify/nets"
 )
@@ -58,12 +56,8 @@ func TrainVAE(d Data, cfg VAEConfig) (*nets.Graph, error) {
 	for epoch := 0; epoch < cfg.Epochs; epoch++ {
 		perm := r.Perm(n)
 		for lo := 0; lo < n; lo += cfg.Batch {
-			xb := genGather(d.X, perm[lo:min(lo+cfg.Batch, n)])
-			eps := nets.NewTensor(xb.Shape[0], cfg.Latent)
-			for i := range eps.Data {
-				eps.Data[i] = r.NormFloat64()
-			}
-			loss, grads, err := v.lossGrad(xb, eps)
+			xb := gatherRows(d.X, perm[lo:min(lo+cfg.Batch, n)])
+			loss, grads, err := v.lossGrad(xb, genNormal(r, xb.Shape[0], cfg.Latent))
 			if err != nil {
 				return nil, fmt.Errorf("vae: epoch %d: %w", epoch+1, err)
 			}
@@ -165,8 +159,8 @@ func (v *vae) lossGrad(x, eps *nets.Tensor) (float64, []*nets.Tensor, error) {
 	}
 	inv := 1 / float64(b)
 	return sumChunks(b, gradChunk, len(v.params), func(lo, hi int) (float64, []*nets.Tensor, error) {
-		xc := genRows(x, lo, hi)
-		ec := genRows(eps, lo, hi)
+		xc := rowsOf(x, lo, hi)
+		ec := rowsOf(eps, lo, hi)
 		ev, err := v.enc.Forward(map[string]*nets.Tensor{"input": xc})
 		if err != nil {
 			return 0, nil, fmt.Errorf("encoder: %w", err)
@@ -276,7 +270,7 @@ func sumChunks(n, size, k int, f func(lo, hi int) (float64, []*nets.Tensor, erro
 	losses := make([]float64, nc)
 	grads := make([][]*nets.Tensor, nc)
 	errs := make([]error, nc)
-	genForEach(nc, func(c int) {
+	forEach(nc, func(c int) {
 		losses[c], grads[c], errs[c] = f(c*size, min((c+1)*size, n))
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -296,42 +290,6 @@ func sumChunks(n, size, k int, f func(lo, hi int) (float64, []*nets.Tensor, erro
 		}
 	}
 	return loss, sum, nil
-}
-
-// forEach runs f(0), …, f(n−1) on GOMAXPROCS goroutines.
-func genForEach(n int, f func(i int)) {
-	next := make(chan int, n)
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for w := 0; w < min(runtime.GOMAXPROCS(0), n); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// rowsOf returns rows [lo,hi) of a batch, sharing its data.
-func genRows(t *nets.Tensor, lo, hi int) *nets.Tensor {
-	per := t.Len() / t.Shape[0]
-	return nets.FromData(t.Data[lo*per:hi*per], append([]int{hi - lo}, t.Shape[1:]...)...)
-}
-
-// gatherRows copies the rows idx of x into a new batch.
-func genGather(x *nets.Tensor, idx []int) *nets.Tensor {
-	per := x.Len() / x.Shape[0]
-	out := nets.NewTensor(append([]int{len(idx)}, x.Shape[1:]...)...)
-	for i, j := range idx {
-		copy(out.Data[i*per:(i+1)*per], x.Data[j*per:(j+1)*per])
-	}
-	return out
 }
 
 func checkGenerativeConfig(what string, hidden, latent, epochs, batch int, lr float64) error {

@@ -162,11 +162,8 @@ func genMNIST(t *testing.T, n, m int) (train, test *nets.Tensor) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	xte, err := nets.ReadNPY("../testdata/mnist-test-1k.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return genRows(xtr, 0, n).Clone(), genRows(xte, 0, m).Clone()
+	xte, _ := testMNIST(t, 0, m)
+	return rowsOf(xtr, 0, n).Clone(), xte
 }
 
 // genMSE is the mean over all pixels of (a − b)².
@@ -222,12 +219,12 @@ func TestVAEReconstructs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := genMaxDiff(rec, rec2); d > 1e-4 {
+	if d := maxAbsDiff(rec.Data, rec2.Data); d > 1e-4 {
 		t.Errorf("ONNX round trip changes the reconstruction by %v (float32 weights)", d)
 	}
 
 	cfg.Epochs = 1
-	small := Data{X: genRows(train, 0, 200).Clone()}
+	small := Data{X: rowsOf(train, 0, 200).Clone()}
 	a, err := TrainVAE(small, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -238,18 +235,10 @@ func TestVAEReconstructs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, w := range a.Params {
-		if d := genMaxDiff(w, b.Params[name]); d != 0 {
+		if d := maxAbsDiff(w.Data, b.Params[name].Data); d != 0 {
 			t.Errorf("same seed, weight %s differs by %v between all cores and one", name, d)
 		}
 	}
-}
-
-func genMaxDiff(a, b *nets.Tensor) float64 {
-	var m float64
-	for i, v := range a.Data {
-		m = math.Max(m, math.Abs(v-b.Data[i]))
-	}
-	return m
 }
 
 func TestVAEConfigErrors(t *testing.T) {
