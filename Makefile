@@ -10,7 +10,7 @@ PKGS    := ./...
 APT_PKGS := libopenblas-dev coinor-libclp-dev pkg-config libonnx-testdata python3-onnx
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test deps vet bench demo models fuzz vnncomp clean
+.PHONY: all build test deps vet bench demo models zoo fuzz vnncomp clean
 
 all: build
 
@@ -49,11 +49,17 @@ VNN_TIMEOUT ?= 60s
 vnncomp:
 	$(GO) run ./cmd/vnncomp --timeout $(VNN_TIMEOUT)
 
-# models re-trains the shipped models reproducibly (same seed, same bytes); MODELS
-# picks some of them, e.g. `make models MODELS=mnist_cnn_noise025,mnist_cnn_noise050`.
+# models re-trains the shipped models and the defense zoo (testdata/zoo/)
+# reproducibly (same seed, same bytes); MODELS picks some of them, e.g.
+# `make models MODELS=mnist_cnn_noise025,mnist_cnn_noise050` or MODELS=pgd_at,zoo_wrappers.
 MODELS ?=
 models:
 	$(GO) run ./cmd/models $(if $(MODELS),--models $(MODELS))
+
+# zoo evaluates every defense of testdata/zoo/ (train them with `make models`) on
+# the shipped 1000 test images and writes testdata/zoo.md and testdata/zoo.json.
+zoo:
+	$(GO) run ./cmd/zoo
 
 # fuzz runs each parser fuzz target for FUZZTIME.
 FUZZTIME ?= 60s

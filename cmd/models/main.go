@@ -6,6 +6,9 @@
 //	mnist_cnn_noise050.onnx      that CNN trained on x + N(0, 0.5²I)   for randomized smoothing
 //	mnist-test-1k.npy            float32 [1000,1,28,28]: first 1000 MNIST test images, pixel/255
 //	mnist-test-1k-labels.npy     int64 [1000]: their labels
+//	zoo/*.onnx, zoo/*.json       the defense zoo (zoo.go): networks trained by the
+//	                             recipes of package defenses, and wrapper specs
+//	                             around the CNN with the networks they need
 //
 // MNIST comes from the module cache (nets.FindMNIST). Training is seeded and its
 // gradient sums run in a fixed order, so the same seed writes byte-identical files
@@ -18,6 +21,8 @@
 //
 // --models picks the models to train (default all), so the noisy CNNs can be
 // re-trained without the others: go run ./cmd/models --models mnist_cnn_noise025.
+// The zoo reads the shipped models from --out (ensemble adversarial training's
+// static models, the wrappers' base), so they come first.
 //
 // Usage: go run ./cmd/models [flags]   (make models)
 package main
@@ -34,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certify-dev/certify/defenses"
 	"github.com/certify-dev/certify/nets"
 	"github.com/spf13/pflag"
 )
@@ -53,6 +59,11 @@ type recipe struct {
 	minNoisyAcc float64
 	stream      uint64 // PCG stream, so each model's randomness is independent
 	summary     string
+	// dir is the sub-folder of --out the model goes to ("" or "zoo").
+	dir string
+	// defense, when set, trains the model with a defense recipe instead of plain
+	// training (the same optimizer, schedule and seeded Rand are handed to it).
+	defense func(e zooEnv, r *rand.Rand) (defenses.Recipe, error)
 }
 
 func recipes() []recipe {
@@ -83,6 +94,8 @@ type options struct {
 	only       []string
 	epochs     int
 	trainLimit int
+	// wrapperTest is the number of test images each wrapper spec is scored on.
+	wrapperTest int
 	check      bool
 	data       bool
 }
@@ -102,12 +115,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.mnist, "mnist", "", "folder of the MNIST IDX files (default: $"+nets.MNISTDirEnv+" or the GoMNIST module)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed of initialisation and shuffling")
 	var names []string
-	for _, rc := range recipes() {
+	for _, rc := range allRecipes() {
 		names = append(names, rc.name)
 	}
+	names = append(names, wrappersName)
 	fs.StringSliceVar(&o.only, "models", names, "models to train")
 	fs.IntVar(&o.epochs, "epochs", 0, "override every model's number of epochs (0: the recipe's)")
 	fs.IntVar(&o.trainLimit, "train-limit", 0, "train on only the first N training images (0: all 60000)")
+	fs.IntVar(&o.wrapperTest, "wrapper-test", 1000, "score each zoo wrapper spec on the first N test images")
 	fs.BoolVar(&o.check, "check", true, "fail when a model misses its required test accuracy")
 	fs.BoolVar(&o.data, "data", true, "write the 1000-sample test set .npy files")
 	if err := fs.Parse(args); err != nil {
@@ -116,11 +131,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
-	if o.epochs < 0 || o.trainLimit < 0 {
-		return errors.New("--epochs and --train-limit must not be negative")
+	if o.epochs < 0 || o.trainLimit < 0 || o.wrapperTest < 1 {
+		return errors.New("--epochs and --train-limit must not be negative, --wrapper-test must be positive")
 	}
 	var chosen []recipe
-	for _, rc := range recipes() {
+	for _, rc := range allRecipes() {
 		if slices.Contains(o.only, rc.name) {
 			chosen = append(chosen, rc)
 		}
@@ -152,7 +167,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		written = append(written, files...)
 	}
-	if len(chosen) > 0 {
+	wrappers := slices.Contains(o.only, wrappersName)
+	if len(chosen) > 0 || wrappers {
 		trainX, trainY, err := nets.LoadMNIST(dir, "train")
 		if err != nil {
 			return err
@@ -168,6 +184,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("%s: %w", rc.name, err)
 			}
 			written = append(written, path)
+		}
+		if wrappers {
+			files, err := buildWrappers(o, trainX, trainY, testX, testY, stdout)
+			if err != nil {
+				return fmt.Errorf("%s: %w", wrappersName, err)
+			}
+			written = append(written, files...)
 		}
 	}
 	for _, p := range written {
@@ -220,7 +243,7 @@ func trainOne(rc recipe, o options, trainX *nets.Tensor, trainY []int, testX *ne
 		rc.name, rc.summary, len(trainY), epochs, rc.batch, rc.lr, noise, o.seed)
 	start := time.Now()
 	steps := (len(trainY) + rc.batch - 1) / rc.batch
-	_, err = nets.Train(g, trainX, trainY, nets.TrainConfig{
+	cfg := nets.TrainConfig{
 		Epochs: epochs, BatchSize: rc.batch, Optimizer: nets.NewAdam(),
 		Schedule: nets.CosineLR(rc.lr, steps), Rand: r, NoiseSigma: rc.sigma,
 		OnEpoch: func(s nets.EpochStats) error {
@@ -240,13 +263,26 @@ func trainOne(rc recipe, o options, trainX *nets.Tensor, trainY []int, testX *ne
 				s.Epoch, s.Loss, 100*s.Accuracy, 100*acc, noisy, s.LR, s.Duration.Seconds())
 			return nil
 		},
-	})
-	if err != nil {
+	}
+	if rc.defense != nil {
+		def, err := rc.defense(zooEnv{out: o.out, seed: o.seed}, r)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(w, "%s: defense %s\n", rc.name, def.Name())
+		_, err = def.Train(g, defenses.Data{X: trainX, Labels: trainY}, cfg)
+		if err != nil {
+			return "", err
+		}
+	} else if _, err = nets.Train(g, trainX, trainY, cfg); err != nil {
 		return "", err
 	}
 	elapsed := time.Since(start)
 	g.Name = rc.name
-	path := filepath.Join(o.out, rc.name+".onnx")
+	if err := os.MkdirAll(filepath.Join(o.out, rc.dir), 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(o.out, rc.dir, rc.name+".onnx")
 	if err := nets.WriteONNX(g, path); err != nil {
 		return "", err
 	}
