@@ -96,8 +96,8 @@ type options struct {
 	trainLimit int
 	// wrapperTest is the number of test images each wrapper spec is scored on.
 	wrapperTest int
-	check      bool
-	data       bool
+	check       bool
+	data        bool
 }
 
 func main() {
