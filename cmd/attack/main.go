@@ -36,19 +36,6 @@ func main() {
 	os.Exit(code)
 }
 
-// Exit codes.
-const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
-)
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
 // options are the parsed command line.
 type options struct {
 	model, attack     string
@@ -134,45 +121,45 @@ func parseArgs(args []string, stdout io.Writer) (options, error) {
 			fmt.Fprint(stdout, usageHead()+fs.FlagUsages())
 			return o, err
 		}
-		return o, usageError{err.Error()}
+		return o, cli.UsageError{Msg: err.Error()}
 	}
 	switch fs.NArg() {
 	case 0:
-		return o, usagef("missing MODEL.onnx (or a defense wrapper spec DEFENSE.json)")
+		return o, cli.Usagef("missing MODEL.onnx (or a defense wrapper spec DEFENSE.json)")
 	case 1:
 		o.model = fs.Arg(0)
 	default:
-		return o, usagef("one model expected, got %d arguments: %s", fs.NArg(), strings.Join(fs.Args(), " "))
+		return o, cli.Usagef("one model expected, got %d arguments: %s", fs.NArg(), strings.Join(fs.Args(), " "))
 	}
 	if !slices.Contains(attacks.Names(), o.attack) {
-		return o, usagef("--attack: unknown attack %q (valid: %s)", o.attack, strings.Join(attacks.Names(), ", "))
+		return o, cli.Usagef("--attack: unknown attack %q (valid: %s)", o.attack, strings.Join(attacks.Names(), ", "))
 	}
 	if o.count <= 0 {
-		return o, usagef("--count %d: want at least 1", o.count)
+		return o, cli.Usagef("--count %d: want at least 1", o.count)
 	}
 	if math.IsNaN(o.radius) || math.IsInf(o.radius, 0) || o.radius < 0 {
-		return o, usagef("--radius %g: want a finite value >= 0", o.radius)
+		return o, cli.Usagef("--radius %g: want a finite value >= 0", o.radius)
 	}
 	var err error
 	if o.norm, err = attacks.ParseNorm(norm); err != nil {
-		return o, usagef("--norm: %v", err)
+		return o, cli.Usagef("--norm: %v", err)
 	}
 	if o.lo, o.hi, err = cli.ParseDomain(domain); err != nil {
-		return o, usagef("--domain %q: %v", domain, err)
+		return o, cli.Usagef("--domain %q: %v", domain, err)
 	}
 	if (o.data == "") != (o.labels == "") {
-		return o, usagef("--data and --labels go together: give both or neither")
+		return o, cli.Usagef("--data and --labels go together: give both or neither")
 	}
 	switch {
 	case o.steps < 0, o.restarts < 0, o.queries < 0, o.step < 0 || math.IsNaN(o.step) || math.IsInf(o.step, 0):
-		return o, usagef("--pgd-steps, --pgd-step, --restarts and --queries must be >= 0 (0: the attack's default)")
+		return o, cli.Usagef("--pgd-steps, --pgd-step, --restarts and --queries must be >= 0 (0: the attack's default)")
 	case o.pngRows < 1 || o.pngScale < 1:
-		return o, usagef("--png-rows and --png-scale must be >= 1")
+		return o, cli.Usagef("--png-rows and --png-scale must be >= 1")
 	case (o.attack == "transfer") != (o.surrogate != ""):
-		return o, usagef("--surrogate FILE.onnx goes with --attack transfer, and only with it")
+		return o, cli.Usagef("--surrogate FILE.onnx goes with --attack transfer, and only with it")
 	}
 	if _, norms, _ := attacks.Describe(o.attack); !slices.Contains(norms, o.norm) {
-		return o, usagef("--attack %s does not support --norm %v", o.attack, o.norm)
+		return o, cli.Usagef("--attack %s does not support --norm %v", o.attack, o.norm)
 	}
 	return o, nil
 }
@@ -185,17 +172,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stdout)
 	if errors.Is(err, pflag.ErrHelp) {
-		return exitOK
+		return cli.ExitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "attack: %v\nRun 'attack --help' for usage.\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if err := attack(ctx, o, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "attack: %v\n", err)
-		return exitError
+		return cli.ExitError
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // attack loads the model and data, runs the attack and writes the results.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/certify-dev/certify/internal/cli"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -65,7 +66,7 @@ func TestAttackPGDFiles(t *testing.T) {
 	out, grid := filepath.Join(dir, "adv.npy"), filepath.Join(dir, "grid.png")
 	code, stdout, stderr := runCmd("-q", "-n", "4", "--pgd-steps", "10", "--radius", "0.05", "--data", data, "--labels", labels,
 		"--out", out, "--png", grid, mlp)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, s := range []string{"clean accuracy", "100.00% (4/4)", "attack success", "robust accuracy", "median distance", "queries per sample"} {
@@ -125,7 +126,7 @@ func TestAttackMinimalNorm(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "adv.npy")
 	code, stdout, stderr := runCmd("-q", "-n", "4", "--attack", "deepfool", "--norm", "l2", "--radius", "0.5",
 		"--data", data, "--labels", labels, "--out", out, mlp)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	if !strings.Contains(stdout, "minimal l2 distance, any radius") {
@@ -150,12 +151,12 @@ func TestAttackUsage(t *testing.T) {
 		{[]string{"--data", data, mlp}, "go together"},
 	} {
 		code, _, stderr := runCmd(c.args...)
-		if code != exitUsage || !strings.Contains(stderr, c.want) {
+		if code != cli.ExitUsage || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
 		}
 	}
 	code, stdout, _ := runCmd("--help")
-	if code != exitOK || !strings.Contains(stdout, "hopskipjump") || !strings.Contains(stdout, "--png") {
+	if code != cli.ExitOK || !strings.Contains(stdout, "hopskipjump") || !strings.Contains(stdout, "--png") {
 		t.Errorf("--help: exit %d\n%s", code, stdout)
 	}
 }
@@ -163,7 +164,7 @@ func TestAttackUsage(t *testing.T) {
 func TestAttackTransfer(t *testing.T) {
 	code, stdout, stderr := runCmd("-q", "-n", "4", "--attack", "transfer", "--surrogate", "../../testdata/mnist_cnn.onnx",
 		"--pgd-steps", "5", "--data", data, "--labels", labels, mlp)
-	if line := lineWith(stdout, "queries per sample"); code != exitOK || !strings.Contains(line, " 1 / 1.0 / 1 ") {
+	if line := lineWith(stdout, "queries per sample"); code != cli.ExitOK || !strings.Contains(line, " 1 / 1.0 / 1 ") {
 		t.Errorf("exit %d, %s\n%s", code, stderr, stdout)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/certify-dev/certify/internal/cli"
 	"io"
 	"os"
 	"slices"
@@ -35,24 +36,24 @@ func checkAttackFlags(o options) error {
 	ao := o.attackOpts
 	switch {
 	case ao.Steps < 0, ao.Restarts < 0, ao.Queries < 0, ao.Step < 0 || ao.Step != ao.Step || ao.Step > 1e300:
-		return usagef("--pgd-steps, --pgd-step, --restarts and --queries must be >= 0 (0: the attacks' defaults)")
+		return cli.Usagef("--pgd-steps, --pgd-step, --restarts and --queries must be >= 0 (0: the attacks' defaults)")
 	case o.auditEffort < 1:
-		return usagef("--audit-effort %d: want at least 1 (1: no audit attacks)", o.auditEffort)
+		return cli.Usagef("--audit-effort %d: want at least 1 (1: no audit attacks)", o.auditEffort)
 	case o.auditEffort > 1 && len(o.methods) == 0:
-		return usagef("--audit-effort %d attacks the certified samples: give --methods", o.auditEffort)
+		return cli.Usagef("--audit-effort %d attacks the certified samples: give --methods", o.auditEffort)
 	case slices.Contains(o.attacks, "transfer") != (o.surrogate != ""):
-		return usagef("--surrogate FILE.onnx goes with --attacks transfer, and only with it")
+		return cli.Usagef("--surrogate FILE.onnx goes with --attacks transfer, and only with it")
 	}
 	norm, err := budgetNorm(o.norm)
 	if err != nil {
-		return usagef("--norm: %v", err)
+		return cli.Usagef("--norm: %v", err)
 	}
 	for _, name := range o.attacks {
 		if name == attacks.Default {
 			continue
 		}
 		if _, norms, _ := attacks.Describe(name); !slices.Contains(norms, norm) {
-			return usagef("--attacks: %s does not support --norm %s", name, o.norm)
+			return cli.Usagef("--attacks: %s does not support --norm %s", name, o.norm)
 		}
 	}
 	return nil

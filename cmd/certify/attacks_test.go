@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/certify-dev/certify/internal/cli"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,7 +93,7 @@ func TestFalsifiedCertificatesExit3(t *testing.T) {
 		t.Errorf("stderr %q", stderr)
 	}
 	// The real command does not know the fake.
-	if code, _, _ := runCmd("--methods", "everything", shippedMLP); code != exitUsage {
+	if code, _, _ := runCmd("--methods", "everything", shippedMLP); code != cli.ExitUsage {
 		t.Errorf("--methods everything without the test hook: exit %d", code)
 	}
 }
@@ -121,7 +122,7 @@ func cells(line string) []string {
 func TestAttacksShippedMLP(t *testing.T) {
 	code, rep, m, _, stderr := runJSON(t, methods(), "-q", "-n", "20", "--radius", "0.1", "--attacks", "pgd",
 		"--data", shippedData, "--labels", shippedLabels, shippedMLP)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	e := rep.Summary.EmpiricalAccuracy
@@ -150,7 +151,7 @@ func TestAttacksShippedMLP(t *testing.T) {
 
 	code, rep, _, _, stderr = runJSON(t, methods(), "-q", "-n", "20", "--radius", "0.02", "--methods", "ibp,crown",
 		"--attacks", "pgd", "--data", shippedData, "--labels", shippedLabels, shippedMLP)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	if f := rep.Summary.FalsifiedCertificates; f == nil || *f != 0 {
@@ -181,7 +182,7 @@ func TestAuditEffortAndDefaultSuite(t *testing.T) {
 	code, rep, _, stdout, stderr := runJSON(t, methods(), "-q", "-n", "6", "--radius", "0.02", "--methods", "crown",
 		"--attacks", "default", "--audit-effort", "2", "--pgd-steps", "5", "--queries", "100",
 		"--data", shippedData, "--labels", shippedLabels, shippedMLP)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	want := []string{"apgd-ce", "apgd-t", "square", "pgd", "audit-pgd", "audit-square"}
@@ -252,7 +253,7 @@ func TestWarnings(t *testing.T) {
 	var o, e bytes.Buffer
 	code := runWith(context.Background(), []string{"-q", "--radius", "0.25", "--attacks", "fgsm,simba", "--queries", "200",
 		"--json", out, "--data", f.data, "--labels", f.labels, model}, &o, &e, methods())
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, e.String())
 	}
 	raw, err := os.ReadFile(out)
@@ -291,13 +292,13 @@ func TestAttackUsageErrors(t *testing.T) {
 		{[]string{"--attacks", "default,none", "m.onnx"}, "cannot be combined"},
 	} {
 		code, _, stderr := runCmd(c.args...)
-		if code != exitUsage || !strings.Contains(stderr, c.want) {
+		if code != cli.ExitUsage || !strings.Contains(stderr, c.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
 		}
 	}
 	code, stdout, _ := runCmd("--help")
 	for _, s := range []string{"--audit-effort", "--pgd-steps", "--surrogate", "hopskipjump", "apgd-ce, apgd-t, square, pgd", "3 falsified"} {
-		if code != exitOK || !strings.Contains(stdout, s) {
+		if code != cli.ExitOK || !strings.Contains(stdout, s) {
 			t.Errorf("--help lacks %q", s)
 		}
 	}

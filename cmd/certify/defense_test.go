@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/certify-dev/certify/internal/cli"
 	"math"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ func TestDefenseSpecModel(t *testing.T) {
 	out := filepath.Join(dir, "r.json")
 	code, _, stderr := runCmd("--data", data, "--labels", labels, "-n", "30", "--radius", "0.1",
 		"--attacks", "fgsm", "--json", out, spec)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	raw, err := os.ReadFile(out)
@@ -71,7 +72,7 @@ func TestDefenseSpecModel(t *testing.T) {
 	}
 
 	code, _, stderr = runCmd("--data", data, "--labels", labels, "-n", "3", "--methods", "crown", spec)
-	if code == exitOK || !strings.Contains(stderr, "needs its graph") {
+	if code == cli.ExitOK || !strings.Contains(stderr, "needs its graph") {
 		t.Fatalf("crown on a wrapper: exit %d\n%s", code, stderr)
 	}
 	bad := filepath.Join(dir, "bad.json")
@@ -79,7 +80,7 @@ func TestDefenseSpecModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr = runCmd("--data", data, "--labels", labels, "-n", "3", bad)
-	if code == exitOK || !strings.Contains(stderr, "bad.json") || !strings.Contains(stderr, "missing.onnx") {
+	if code == cli.ExitOK || !strings.Contains(stderr, "bad.json") || !strings.Contains(stderr, "missing.onnx") {
 		t.Fatalf("spec naming a missing model: exit %d\n%s", code, stderr)
 	}
 }

@@ -40,13 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return runContext(context.Background(), args, stdout, stderr)
 }
 
-// Exit codes.
-const (
-	exitOK        = 0
-	exitError     = 1
-	exitUsage     = 2
-	exitFalsified = 3
-)
+// exitFalsified is the exit code of a run with falsified certificates (the others
+// are cli.ExitOK, cli.ExitError and cli.ExitUsage).
+const exitFalsified = 3
 
 // falsifiedError ends a run that found falsified certificates (exit 3), after the
 // report was written.
@@ -54,15 +50,6 @@ type falsifiedError struct{ n int }
 
 func (e falsifiedError) Error() string {
 	return fmt.Sprintf("%d falsified certificates: a certification method proved samples robust that an attack then broke; it is unsound (see samples[].falsified in the report)", e.n)
-}
-
-// usageError marks errors in the command line (exit 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return usageError{fmt.Sprintf(format, args...)}
 }
 
 // options are the parsed command line.
@@ -185,37 +172,37 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 			fmt.Fprint(stdout, usageHead()+fs.FlagUsages())
 			return o, err
 		}
-		return o, usageError{err.Error()}
+		return o, cli.UsageError{Msg: err.Error()}
 	}
 	switch fs.NArg() {
 	case 0:
-		return o, usagef("missing MODEL.onnx (or a defense wrapper spec DEFENSE.json)")
+		return o, cli.Usagef("missing MODEL.onnx (or a defense wrapper spec DEFENSE.json)")
 	case 1:
 		o.model = fs.Arg(0)
 	default:
-		return o, usagef("one model expected, got %d arguments: %s", fs.NArg(), strings.Join(fs.Args(), " "))
+		return o, cli.Usagef("one model expected, got %d arguments: %s", fs.NArg(), strings.Join(fs.Args(), " "))
 	}
 	if o.count <= 0 {
-		return o, usagef("--count %d: want at least 1", o.count)
+		return o, cli.Usagef("--count %d: want at least 1", o.count)
 	}
 	if math.IsNaN(o.radius) || math.IsInf(o.radius, 0) || o.radius < 0 {
-		return o, usagef("--radius %g: want a finite value >= 0", o.radius)
+		return o, cli.Usagef("--radius %g: want a finite value >= 0", o.radius)
 	}
 	var err error
 	if o.norm, err = pipeline.ParseNorm(norm); err != nil {
-		return o, usagef("--norm: %v", err)
+		return o, cli.Usagef("--norm: %v", err)
 	}
 	if o.domain, err = parseDomain(domain); err != nil {
-		return o, usagef("--domain %q: %v", domain, err)
+		return o, cli.Usagef("--domain %q: %v", domain, err)
 	}
 	if (o.data == "") != (o.labels == "") {
-		return o, usagef("--data and --labels go together: give both or neither")
+		return o, cli.Usagef("--data and --labels go together: give both or neither")
 	}
 	if o.methods, err = parseStages("method", methodList, known); err != nil {
-		return o, usagef("--methods: %v", err)
+		return o, cli.Usagef("--methods: %v", err)
 	}
 	if o.attacks, err = parseStages("attack", attackList, attackNames()); err != nil {
-		return o, usagef("--attacks: %v", err)
+		return o, cli.Usagef("--attacks: %v", err)
 	}
 	if err := checkAttackFlags(o); err != nil {
 		return o, err
@@ -224,7 +211,7 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 		return o, err
 	}
 	if o.vnn.timeout < 0 {
-		return o, usagef("--timeout %v: want >= 0 (0: none)", o.vnn.timeout)
+		return o, cli.Usagef("--timeout %v: want >= 0 (0: none)", o.vnn.timeout)
 	}
 	return o, nil
 }
@@ -248,11 +235,11 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known methodSet) int {
 	o, err := parseArgs(args, stdout, known)
 	if errors.Is(err, pflag.ErrHelp) {
-		return exitOK
+		return cli.ExitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "certify: %v\nRun 'certify --help' for usage.\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if o.vnn.property != "" {
 		return runVNNLIB(ctx, o, stdout, stderr)
@@ -262,9 +249,9 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known
 		if errors.As(err, new(falsifiedError)) {
 			return exitFalsified
 		}
-		return exitError
+		return cli.ExitError
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // evaluate loads the model and data, runs the pipeline and writes the results.

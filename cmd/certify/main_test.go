@@ -143,7 +143,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		code, stdout, stderr := runCmd(tc.args...)
-		if code != exitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
+		if code != cli.ExitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
 			t.Errorf("%q: exit %d, stderr %q, stdout %q; want exit 2 and %q", tc.args, code, stderr, stdout, tc.want)
 		}
 		if !strings.Contains(stderr, "certify --help") {
@@ -155,7 +155,7 @@ func TestUsageErrors(t *testing.T) {
 func TestHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "--help"} {
 		code, stdout, stderr := runCmd(arg)
-		if code != exitOK || stderr != "" {
+		if code != cli.ExitOK || stderr != "" {
 			t.Errorf("%s: exit %d, stderr %q", arg, code, stderr)
 		}
 		for _, s := range []string{"usage: certify", "--radius", "--methods", "--per-sample", "-q, --quiet"} {
@@ -209,7 +209,7 @@ func TestLoadErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCmd(tc.args...)
-			if code != exitError {
+			if code != cli.ExitError {
 				t.Errorf("exit %d, want 1; stderr %q", code, stderr)
 			}
 			for _, w := range tc.want {
@@ -220,7 +220,7 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 	// A flat data file for an image model is reshaped ([6] → [1,2,3]).
-	if code, _, stderr := runCmd("-q", "--data", flat, "--labels", f.labels, f.model); code != exitOK {
+	if code, _, stderr := runCmd("-q", "--data", flat, "--labels", f.labels, f.model); code != cli.ExitOK {
 		t.Errorf("flat data: exit %d, %s", code, stderr)
 	}
 }
@@ -232,7 +232,7 @@ func (f *fixture) report(t *testing.T, args ...string) (pipeline.Report, map[str
 	out := filepath.Join(t.TempDir(), "r.json")
 	args = append(append([]string{"--data", f.data, "--labels", f.labels, "--json", out}, args...), f.model)
 	code, stdout, stderr := runCmd(args...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
 	}
 	raw, err := os.ReadFile(out)
@@ -300,7 +300,7 @@ func TestReport(t *testing.T) {
 func TestSmallRunTablesAndCap(t *testing.T) {
 	f := newFixture(t, 8)
 	code, stdout, stderr := runCmd("--data", f.data, "--labels", f.labels, "-n", "50", f.model)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	if !strings.Contains(stderr, "note: --count 50 exceeds the 8 samples") {
@@ -310,7 +310,7 @@ func TestSmallRunTablesAndCap(t *testing.T) {
 		t.Errorf("no per-sample table for 8 samples:\n%s", stdout)
 	}
 	code, stdout, stderr = runCmd("-q", "--data", f.data, "--labels", f.labels, "--json", "-", f.model)
-	if code != exitOK || stderr != "" {
+	if code != cli.ExitOK || stderr != "" {
 		t.Fatalf("exit %d, stderr %q with -q", code, stderr)
 	}
 	var rep pipeline.Report
@@ -360,13 +360,13 @@ func TestDefaultData(t *testing.T) {
 	}
 	t.Chdir(sub)
 	code, _, stderr := runCmd(f.model)
-	if code != exitOK || !strings.Contains(stderr, filepath.Join(root, "testdata", "mnist-test-1k.npy")) {
+	if code != cli.ExitOK || !strings.Contains(stderr, filepath.Join(root, "testdata", "mnist-test-1k.npy")) {
 		t.Errorf("from a subfolder: exit %d\n%s", code, stderr)
 	}
 
 	t.Chdir(t.TempDir())
 	code, _, stderr = runCmd(f.model)
-	if code != exitError || !strings.Contains(stderr, "default data file testdata/mnist-test-1k.npy not found") ||
+	if code != cli.ExitError || !strings.Contains(stderr, "default data file testdata/mnist-test-1k.npy not found") ||
 		!strings.Contains(stderr, "--data FILE.npy --labels FILE.npy") {
 		t.Errorf("outside a checkout: exit %d\n%s", code, stderr)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/certify-dev/certify/internal/cli"
 	"math"
 	"os"
 	"slices"
@@ -83,24 +84,24 @@ func checkSmoothingFlags(o options, fs *pflag.FlagSet) error {
 	so := o.smoothing
 	switch {
 	case !(so.Sigma > 0) || math.IsInf(so.Sigma, 1):
-		return usagef("--sigma %g: want a finite noise level > 0", so.Sigma)
+		return cli.Usagef("--sigma %g: want a finite noise level > 0", so.Sigma)
 	case so.N0 < 1:
-		return usagef("--n0 %d: want at least 1 noise sample", so.N0)
+		return cli.Usagef("--n0 %d: want at least 1 noise sample", so.N0)
 	case so.N < 1:
-		return usagef("--n %d: want at least 1 noise sample", so.N)
+		return cli.Usagef("--n %d: want at least 1 noise sample", so.N)
 	case !(so.Alpha > 0 && so.Alpha < 1):
-		return usagef("--alpha %g: want 0 < α < 1", so.Alpha)
+		return cli.Usagef("--alpha %g: want 0 < α < 1", so.Alpha)
 	case so.Batch < 1:
-		return usagef("--batch %d: want at least 1", so.Batch)
+		return cli.Usagef("--batch %d: want at least 1", so.Batch)
 	case so.AttackSteps < 0:
-		return usagef("--smoothing-attack-steps %d: want >= 0 (0: no smoothing audit)", so.AttackSteps)
+		return cli.Usagef("--smoothing-attack-steps %d: want >= 0 (0: no smoothing audit)", so.AttackSteps)
 	case so.AttackNoise < 1:
-		return usagef("--smoothing-attack-noise %d: want at least 1", so.AttackNoise)
+		return cli.Usagef("--smoothing-attack-noise %d: want at least 1", so.AttackNoise)
 	}
 	if !slices.Contains(o.methods, smoothingName) {
 		for _, name := range []string{"sigma", "n0", "n", "alpha", "batch", "smoothing-attack-steps", "smoothing-attack-noise", "curve-csv", "plot"} {
 			if fs.Changed(name) {
-				return usagef("--%s is a flag of randomized smoothing: give --methods %s", name, smoothingName)
+				return cli.Usagef("--%s is a flag of randomized smoothing: give --methods %s", name, smoothingName)
 			}
 		}
 	}

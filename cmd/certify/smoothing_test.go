@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"github.com/certify-dev/certify/internal/cli"
 	"image/png"
 	"math"
 	"math/rand/v2"
@@ -58,7 +59,7 @@ func runSmoothing(t *testing.T, dir string, args ...string) (pipeline.Report, []
 	args = append(append([]string{"-q", "--data", mnistX, "--labels", mnistY, "--json", out, "--methods", "smoothing",
 		"--n0", strconv.Itoa(smoothN0), "--n", strconv.Itoa(smoothN), "--seed", strconv.Itoa(smoothSeed)}, args...), mlpPath)
 	code, stdout, stderr := runCmd(args...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
 	}
 	raw, err := os.ReadFile(out)
@@ -213,7 +214,7 @@ func TestSmoothingTables(t *testing.T) {
 	}
 	code, stdout, stderr := runCmd("--data", mnistX, "--labels", mnistY, "-n", "5", "--methods", "smoothing,ibp", "--n0", "20", "--n", "200",
 		"--radius", "0.01", mlpPath)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	for _, s := range []string{"SMOOTHING", "IBP", "certified accuracy: smoothing", "smoothing audit: prediction changed", "L2 RADIUS",
@@ -458,7 +459,7 @@ func TestSmoothingFlagErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		code, stdout, stderr := runCmd(append(tc.args, "m.onnx")...)
-		if code != exitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
+		if code != cli.ExitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
 			t.Errorf("%q: exit %d, stderr %q; want exit 2 and %q", tc.args, code, stderr, tc.want)
 		}
 	}
@@ -475,7 +476,7 @@ func TestSmoothingFlagErrors(t *testing.T) {
 
 func TestSmoothingHelp(t *testing.T) {
 	code, stdout, _ := runCmd("--help")
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d", code)
 	}
 	for _, s := range []string{"--sigma σ", "(default 0.25)", "--n0", "--n int", "--alpha α", "--batch", "--curve-csv", "--plot FILE.png",

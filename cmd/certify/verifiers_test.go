@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/certify-dev/certify/internal/cli"
 	"math"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestBoundMethodsMNIST(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "r.json")
 	code, stdout, stderr := runCmd("--methods", "ibp,crown,alpha-crown", "--radius", "0.02", "-n", "20",
 		"--json", out, "../../testdata/mnist_mlp.onnx")
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	for _, s := range []string{"certified accuracy: ibp", "certified accuracy: crown", "certified accuracy: alpha-crown", "seconds: alpha-crown"} {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/certify-dev/certify/internal/cli"
 	"io"
 	"os"
 	"strconv"
@@ -35,7 +36,7 @@ func addVNNFlags(fs *pflag.FlagSet, o *vnnOptions) {
 func runVNNLIB(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	if o.vnn.timeout < 0 {
 		fmt.Fprintf(stderr, "certify: --timeout %v: want >= 0\n", o.vnn.timeout)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if o.vnn.timeout > 0 {
 		var cancel context.CancelFunc
@@ -45,16 +46,16 @@ func runVNNLIB(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	dec, err := decideVNNLIB(ctx, o.model, o.vnn.property, o.seed)
 	if err != nil {
 		fmt.Fprintf(stderr, "certify: %v\n", err)
-		return exitError
+		return cli.ExitError
 	}
 	fmt.Fprintln(stdout, dec.Outcome)
 	if o.vnn.result != "" {
 		if err := os.WriteFile(o.vnn.result, []byte(vnnResult(dec)), 0o644); err != nil {
 			fmt.Fprintf(stderr, "certify: %v\n", err)
-			return exitError
+			return cli.ExitError
 		}
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // decideVNNLIB loads the model and the property and decides it.

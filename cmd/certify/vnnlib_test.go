@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/certify-dev/certify/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,7 @@ func TestVNNLIBMode(t *testing.T) {
 		res := filepath.Join(t.TempDir(), "result.txt")
 		var out, errb bytes.Buffer
 		code := run([]string{"--vnnlib", filepath.Join(dir, "test_prop.vnnlib"), "--vnnlib-result", res, "--timeout", "20s", filepath.Join(dir, model)}, &out, &errb)
-		if code != exitOK || strings.TrimSpace(out.String()) != want {
+		if code != cli.ExitOK || strings.TrimSpace(out.String()) != want {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %s", model, code, out.String(), errb.String(), want)
 			continue
 		}

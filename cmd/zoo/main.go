@@ -43,19 +43,6 @@ func main() {
 	os.Exit(code)
 }
 
-// Exit codes.
-const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
-)
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
 // options are the parsed command line.
 type options struct {
 	dir, data, labels string
@@ -120,29 +107,29 @@ func parseArgs(args []string, stdout io.Writer) (options, error) {
 			fmt.Fprint(stdout, usageHead+"Members:\n"+memberList()+"\nflags:\n"+f.FlagUsages())
 			return o, err
 		}
-		return o, usageError{err.Error()}
+		return o, cli.UsageError{Msg: err.Error()}
 	}
 	if f.NArg() > 0 {
-		return o, usagef("unexpected arguments: %s (zoo takes only flags)", strings.Join(f.Args(), " "))
+		return o, cli.Usagef("unexpected arguments: %s (zoo takes only flags)", strings.Join(f.Args(), " "))
 	}
 	s := &o.settings
 	switch {
 	case o.count < 1:
-		return o, usagef("--count %d: want at least 1", o.count)
+		return o, cli.Usagef("--count %d: want at least 1", o.count)
 	case s.PGDSteps < 1 || s.AdaptiveSteps < 1 || s.AdaptiveRestarts < 1:
-		return o, usagef("--pgd-steps, --adaptive-steps and --adaptive-restarts must be at least 1")
+		return o, cli.Usagef("--pgd-steps, --adaptive-steps and --adaptive-restarts must be at least 1")
 	case s.SquareQueries < 0 || s.LPCount < 0 || s.SmoothCount < 0:
-		return o, usagef("--square-queries, --lp-count and --smoothing-count must be >= 0")
+		return o, cli.Usagef("--square-queries, --lp-count and --smoothing-count must be >= 0")
 	case !(s.Sigma > 0) || math.IsInf(s.Sigma, 0):
-		return o, usagef("--sigma %g: want a finite σ > 0", s.Sigma)
+		return o, cli.Usagef("--sigma %g: want a finite σ > 0", s.Sigma)
 	case s.SmoothN < 1 || s.SmoothN0 < 1:
-		return o, usagef("--smoothing-n and --smoothing-n0 must be at least 1")
+		return o, cli.Usagef("--smoothing-n and --smoothing-n0 must be at least 1")
 	case !(s.SmoothAlpha > 0 && s.SmoothAlpha < 1):
-		return o, usagef("--smoothing-alpha %g: want 0 < α < 1", s.SmoothAlpha)
+		return o, cli.Usagef("--smoothing-alpha %g: want 0 < α < 1", s.SmoothAlpha)
 	}
 	var err error
 	if o.members, err = selectMembers(zoo(), members); err != nil {
-		return o, usageError{err.Error()}
+		return o, cli.UsageError{Msg: err.Error()}
 	}
 	for _, fl := range []struct {
 		name, value, norm string
@@ -152,7 +139,7 @@ func parseArgs(args []string, stdout io.Writer) (options, error) {
 		}
 		list, err := parseEpsList(fl.value)
 		if err != nil {
-			return o, usagef("%s %q: %v", fl.name, fl.value, err)
+			return o, cli.Usagef("%s %q: %v", fl.name, fl.value, err)
 		}
 		for i := range o.members {
 			if o.members[i].Norm == fl.norm {
@@ -242,11 +229,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stdout)
 	if errors.Is(err, pflag.ErrHelp) {
-		return exitOK
+		return cli.ExitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "zoo: %v\nRun 'zoo --help' for usage.\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	o.settings.Logf = func(format string, args ...any) {
 		if !o.quiet {
@@ -256,20 +243,20 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if len(o.render) > 0 {
 		if err := renderZoo(o); err != nil {
 			fmt.Fprintf(stderr, "zoo: %v\n", err)
-			return exitError
+			return cli.ExitError
 		}
-		return exitOK
+		return cli.ExitOK
 	}
 	failed, err := evaluateZoo(ctx, o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "zoo: %v\n", err)
-		return exitError
+		return cli.ExitError
 	}
 	if failed > 0 {
 		fmt.Fprintf(stderr, "zoo: %d member(s) failed (see the notes in %s)\n", failed, o.outMD)
-		return exitError
+		return cli.ExitError
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // evaluateZoo evaluates every selected member and writes the files. It returns

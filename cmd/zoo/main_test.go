@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/certify-dev/certify/internal/cli"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,7 +39,7 @@ func TestMissingMemberSkipped(t *testing.T) {
 	dir, args := zooDir(t)
 	args = append(args, "--members", "undefended-mlp,pgd-at")
 	var stdout, stderr bytes.Buffer
-	if code := run(args, &stdout, &stderr); code != exitOK {
+	if code := run(args, &stdout, &stderr); code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "pgd-at: skipped: model file "+filepath.Join(dir, "zoo/pgd_at.onnx")+" does not exist") {
@@ -72,7 +73,7 @@ func TestMissingMemberSkipped(t *testing.T) {
 	}
 
 	stderr.Reset()
-	if code := run(args, &stdout, &stderr); code != exitOK {
+	if code := run(args, &stdout, &stderr); code != cli.ExitOK {
 		t.Fatalf("second run: exit %d: %s", code, stderr.String())
 	}
 	md2, _ := os.ReadFile(filepath.Join(dir, "zoo.md"))
@@ -82,7 +83,7 @@ func TestMissingMemberSkipped(t *testing.T) {
 	}
 
 	stderr.Reset()
-	if code := run(append(args, "--strict"), &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), "pgd-at: model file") || !strings.Contains(stderr.String(), "--strict") {
+	if code := run(append(args, "--strict"), &stdout, &stderr); code != cli.ExitError || !strings.Contains(stderr.String(), "pgd-at: model file") || !strings.Contains(stderr.String(), "--strict") {
 		t.Errorf("--strict: exit %d, stderr %q; want exit 1 naming the missing file", code, stderr.String())
 	}
 }
@@ -99,7 +100,7 @@ func TestFailedMemberNoted(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := run(append(args, "--members", "jpeg,undefended-mlp"), &stdout, &stderr)
-	if code != exitError || !strings.Contains(stderr.String(), "jpeg: FAILED") {
+	if code != cli.ExitError || !strings.Contains(stderr.String(), "jpeg: FAILED") {
 		t.Fatalf("exit %d, stderr %s; want 1 and jpeg FAILED", code, stderr.String())
 	}
 	var rows []Row
@@ -186,12 +187,12 @@ func TestBadFlags(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(c.args, &stdout, &stderr)
-		if code != exitUsage || !strings.Contains(stderr.String(), c.want) {
+		if code != cli.ExitUsage || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr.String(), c.want)
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"--help"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "--eps-list") || !strings.Contains(stdout.String(), "zoo/crown_ibp.onnx") {
+	if code := run([]string{"--help"}, &stdout, &stderr); code != cli.ExitOK || !strings.Contains(stdout.String(), "--eps-list") || !strings.Contains(stdout.String(), "zoo/crown_ibp.onnx") {
 		t.Errorf("--help: exit %d, usage %q", code, stdout.String())
 	}
 }
@@ -239,13 +240,13 @@ func TestRenderMergesParts(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	for _, part := range []struct{ name, members string }{{"whole", "undefended-mlp,ibp"}, {"a", "undefended-mlp"}, {"b", "ibp"}} {
-		if code := run(append(append(slices.Clone(args), out(part.name)...), "--members", part.members), &stdout, &stderr); code != exitOK {
+		if code := run(append(append(slices.Clone(args), out(part.name)...), "--members", part.members), &stdout, &stderr); code != cli.ExitOK {
 			t.Fatalf("%s: exit %d: %s", part.name, code, stderr.String())
 		}
 	}
 	render := append(append(slices.Clone(args), out("merged")...), "--members", "undefended-mlp,ibp",
 		"--render", filepath.Join(dir, "b.json")+","+filepath.Join(dir, "a.json"))
-	if code := run(render, &stdout, &stderr); code != exitOK {
+	if code := run(render, &stdout, &stderr); code != cli.ExitOK {
 		t.Fatalf("render: exit %d: %s", code, stderr.String())
 	}
 	for _, ext := range []string{".json", ".md"} {
@@ -255,7 +256,7 @@ func TestRenderMergesParts(t *testing.T) {
 			t.Errorf("merged%s differs from the single run's:\n%s\nwant:\n%s", ext, got, want)
 		}
 	}
-	if code := run(append(slices.Clone(args), "--render", filepath.Join(dir, "whole.md")), &stdout, &stderr); code == exitOK ||
+	if code := run(append(slices.Clone(args), "--render", filepath.Join(dir, "whole.md")), &stdout, &stderr); code == cli.ExitOK ||
 		!strings.Contains(stderr.String(), "not a zoo JSON file") {
 		t.Errorf("rendering a Markdown file: exit %d, %s", code, stderr.String())
 	}
