@@ -21,12 +21,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/spf13/pflag"
-
 	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
+	"github.com/olekukonko/tablewriter"
+	"github.com/spf13/pflag"
 )
 
 func main() {

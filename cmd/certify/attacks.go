@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/certify-dev/certify/internal/cli"
 	"io"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/certify-dev/certify/attacks"
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/pipeline"
 )

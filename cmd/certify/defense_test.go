@@ -2,13 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/certify-dev/certify/internal/cli"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/pipeline"
 )

@@ -21,11 +21,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/spf13/pflag"
-
 	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/pipeline"
+	"github.com/spf13/pflag"
 )
 
 func main() {

@@ -3,16 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/certify-dev/certify/internal/cli"
 	"math"
 	"os"
 	"slices"
 
-	"github.com/spf13/pflag"
-
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/pipeline"
 	"github.com/certify-dev/certify/smoothing"
+	"github.com/spf13/pflag"
 )
 
 // smoothingName is the name of randomized smoothing in --methods and the report.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"github.com/certify-dev/certify/internal/cli"
 	"image/png"
 	"math"
 	"math/rand/v2"
@@ -16,11 +15,11 @@ import (
 	"strings"
 	"testing"
 
-	"gonum.org/v1/gonum/stat/distuv"
-
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/pipeline"
 	"github.com/certify-dev/certify/smoothing"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 const (

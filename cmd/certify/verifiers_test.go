@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"github.com/certify-dev/certify/internal/cli"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/pipeline"
 )

@@ -3,17 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/certify-dev/certify/internal/cli"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/verify"
+	"github.com/spf13/pflag"
 )
 
 // vnnOptions are the flags of the VNN-COMP mode: decide the property of a

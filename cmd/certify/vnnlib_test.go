@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
-	"github.com/certify-dev/certify/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/verify"
 )
 

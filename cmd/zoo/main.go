@@ -28,12 +28,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/certify-dev/certify/defenses"
 	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/smoothing"
+	"github.com/spf13/pflag"
 )
 
 func main() {

@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/certify-dev/certify/internal/cli"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/certify-dev/certify/internal/cli"
 )
 
 // zooDir makes a --dir holding the shipped MLP only, and returns it with the
