@@ -19,8 +19,9 @@ type Data struct {
 // starting from cfg (epochs, batch size, optimizer, schedule and the seeded Rand),
 // to which the recipe adds what it needs (a Prepare hook that attacks each
 // minibatch, its own loss). A recipe that trains other networks on the way (a
-// teacher, a generator) gives them their own optimizers and draws their randomness
-// from cfg.Rand, so the same seed gives the same bytes.
+// teacher, a generator) gives them their own optimizers; its randomness (attack
+// starts, a generator's initialisation) comes from its own Seed field or from
+// cfg.Rand, so the same seeds give the same bytes on any number of cores.
 type Recipe interface {
 	// Name is the recipe's short name, e.g. "pgd-at".
 	Name() string
