@@ -191,7 +191,9 @@ func (r *Report) WriteSummaryTable(w io.Writer) error {
 	return r.writeSummaryTable(w, false)
 }
 
-func (r *Report) writeSummaryTable(w io.Writer, color bool) error {
+// summaryRows are the summary's metric/value rows (see WriteSummaryTable); color
+// paints the falsified-certificate row red.
+func (r *Report) summaryRows(color bool) [][]string {
 	s := &r.Summary
 	n := len(r.Samples)
 	count := func(f func(*Sample) bool) int { return countTrue(r.Samples, f) }
@@ -248,6 +250,11 @@ func (r *Report) writeSummaryTable(w io.Writer, color bool) error {
 		}
 	}
 
+	return rows
+}
+
+func (r *Report) writeSummaryTable(w io.Writer, color bool) error {
+	rows := r.summaryRows(color)
 	t := newTable(w)
 	t.Header("METRIC", "VALUE")
 	for _, row := range rows {

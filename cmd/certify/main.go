@@ -60,6 +60,7 @@ type options struct {
 	norm             pipeline.Norm
 	seed             int64
 	jsonPath         string
+	csvPath, mdPath  string // --csv, --markdown
 	methods, attacks []string
 	domain           pipeline.Domain
 	perSample, quiet bool
@@ -143,6 +144,8 @@ func newFlags(o *options, known methodSet, domain, methodList, attackList, norm 
 	fs.StringVar(norm, "norm", string(pipeline.LInf), "perturbation norm: linf or l2")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of every random choice")
 	fs.StringVar(&o.jsonPath, "json", "", "write the report as JSON to `file` (- for stdout, instead of the tables)")
+	fs.StringVar(&o.csvPath, "csv", "", "write one row per sample as CSV to `file`")
+	fs.StringVar(&o.mdPath, "markdown", "", "write the summary as a Markdown table to `file`")
 	fs.StringVar(methodList, "methods", none, "certification methods, comma separated, or none; valid: "+strings.Join(stageNames(known), ", "))
 	fs.StringVar(attackList, "attacks", none, "attacks, comma separated, default (the strong suite) or none; valid: "+strings.Join(stageNames(attackNames()), ", "))
 	fs.IntVar(&o.attackOpts.Steps, "pgd-steps", 0, "iterations of pgd and the other iterative attacks (0: each attack's default, pgd 40)")
@@ -316,6 +319,18 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 			logf("report written to %s", o.jsonPath)
 		}
 	}
+	for _, out := range []struct {
+		path, what string
+		write      func(io.Writer) error
+	}{{o.csvPath, "per-sample CSV", rep.WriteCSV}, {o.mdPath, "Markdown summary", rep.WriteMarkdown}} {
+		if out.path == "" {
+			continue
+		}
+		if err := writeFileWith(out.path, out.what, out.write); err != nil {
+			return err
+		}
+		logf("%s written to %s", out.what, out.path)
+	}
 	if err := writeSmoothingFiles(o.smoothing, rep, logf); err != nil {
 		return err
 	}
@@ -339,17 +354,22 @@ func writeJSON(w io.Writer, rep *pipeline.Report) error {
 	return err
 }
 
-func writeJSONFile(path string, rep *pipeline.Report) error {
+// writeFileWith creates path and fills it with write; errors name what is written.
+func writeFileWith(path, what string, write func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return fmt.Errorf("write %s: %w", what, err)
 	}
-	if err := writeJSON(f, rep); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
-		return fmt.Errorf("write report %s: %w", path, err)
+		return fmt.Errorf("write %s %s: %w", what, path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
+		return fmt.Errorf("write %s %s: %w", what, path, err)
 	}
 	return nil
+}
+
+func writeJSONFile(path string, rep *pipeline.Report) error {
+	return writeFileWith(path, "report", func(w io.Writer) error { return writeJSON(w, rep) })
 }

@@ -371,3 +371,38 @@ func TestDefaultData(t *testing.T) {
 		t.Errorf("outside a checkout: exit %d\n%s", code, stderr)
 	}
 }
+
+// --csv and --markdown write the same report as --json: the files equal what the
+// decoded JSON report renders, and the CSV has one row per sample.
+func TestCSVAndMarkdownFiles(t *testing.T) {
+	f := newFixture(t, 12)
+	csvPath, mdPath := filepath.Join(f.dir, "r.csv"), filepath.Join(f.dir, "r.md")
+	rep, _, out := f.report(t, "-n", "12", "--radius", "0.1", "--methods", "ibp,crown", "--attacks", "fgsm",
+		"--csv", csvPath, "--markdown", mdPath)
+	for _, c := range []struct {
+		path  string
+		write func(*bytes.Buffer) error
+	}{
+		{csvPath, func(b *bytes.Buffer) error { return rep.WriteCSV(b) }},
+		{mdPath, func(b *bytes.Buffer) error { return rep.WriteMarkdown(b) }},
+	} {
+		got, err := os.ReadFile(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		if err := c.write(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%s differs from the JSON report's rendering:\n%s\nwant:\n%s", c.path, got, want.String())
+		}
+	}
+	raw, _ := os.ReadFile(csvPath)
+	if lines := strings.Count(string(raw), "\n"); lines != 13 {
+		t.Errorf("CSV has %d lines, want a header and 12 samples", lines)
+	}
+	if !strings.Contains(out, "per-sample CSV written to") || !strings.Contains(out, "Markdown summary written to") {
+		t.Errorf("no notes of the files written:\n%s", out)
+	}
+}
