@@ -294,6 +294,13 @@ func newBoundGraph(g *nets.Graph, crown bool) (*boundGraph, error) {
 	}
 	m2 := b.add("margins", nets.Reshape{Shape: []int{-1, k}}, margins)
 	b.add("out", nets.Concat{Axis: 1}, clean, m2)
+	// A value of the bound graph named like one of the network's params would
+	// silently shadow it.
+	for _, n := range bg.Nodes {
+		if _, clash := g.Params[n.Outputs[0]]; clash {
+			return nil, fmt.Errorf("bound graph: the network has a param named %q, a name the bound graph uses for a value; rename it", n.Outputs[0])
+		}
+	}
 	if err := bg.Validate(); err != nil {
 		return nil, fmt.Errorf("bound graph: %w", err)
 	}

@@ -106,6 +106,16 @@ func trainCertified(name string, s certSchedule, crown bool, g *nets.Graph, d Da
 	if cfg.Optimizer == nil || cfg.Schedule == nil || cfg.Rand == nil {
 		return nil, errors.New(name + ": cfg.Optimizer, cfg.Schedule and cfg.Rand must be set")
 	}
+	// The bound graph's input box [relu(x−ε), 1−relu(1−x−ε)] is the ε-box clipped
+	// to [0, 1] only for x in [0, 1]; outside it the box turns inside out and the
+	// "lower bounds" can exceed the true margins. So neither data outside the
+	// domain nor Gaussian augmentation (which leaves it) is allowed.
+	if cfg.NoiseSigma != 0 {
+		return nil, fmt.Errorf("%s: cfg.NoiseSigma %g: certified training bounds boxes inside [0, 1]; noise would leave it", name, cfg.NoiseSigma)
+	}
+	if err := atCheckData(name, g, d); err != nil {
+		return nil, err
+	}
 	bg, err := newBoundGraph(g, crown)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -173,8 +183,9 @@ func certPhases(bg *boundGraph, g *nets.Graph, s certSchedule, crown bool, epoch
 	if err != nil {
 		return nil, err
 	}
-	start := min(int(math.Floor(s.RampStart)), epochs)
-	end := min(max(int(math.Ceil(s.RampStart+s.RampEpochs)), start), epochs)
+	// Clamped as floats: a huge RampStart would overflow the conversion to int.
+	start := int(min(math.Floor(s.RampStart), float64(epochs)))
+	end := int(min(max(math.Ceil(s.RampStart+s.RampEpochs), float64(start)), float64(epochs)))
 	var phases []certPhase
 	for _, p := range []certPhase{{ibp, start}, {bg, end - start}, {ibp, epochs - end}} {
 		if p.epochs > 0 {

@@ -120,8 +120,9 @@ type atGenerator struct {
 // newATGenerator builds G for rows of the given per-sample shape (see
 // GenerativeTraining) and the chain f(G(·)) with classifier f.
 func newATGenerator(f *nets.Graph, shape []int, hidden int, eps, lr float64, r *rand.Rand) (*atGenerator, error) {
-	if len(f.Inputs) != 1 || len(f.Outputs) != 1 {
-		return nil, fmt.Errorf("generator: classifier has %d inputs and %d outputs, want 1 and 1", len(f.Inputs), len(f.Outputs))
+	fin, _, err := graphIO(f) // ONNX files may list their weights among the inputs
+	if err != nil {
+		return nil, fmt.Errorf("generator: classifier: %w", err)
 	}
 	const p = "gen."
 	for name := range f.Params {
@@ -224,7 +225,6 @@ func newATGenerator(f *nets.Graph, shape []int, hidden int, eps, lr float64, r *
 	for k, v := range f.Params {
 		chain.Params[k] = v
 	}
-	fin := f.Inputs[0].Name
 	for _, n := range f.Nodes {
 		c := *n
 		c.Inputs = append([]string(nil), n.Inputs...)

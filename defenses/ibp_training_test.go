@@ -315,24 +315,68 @@ func TestIBPTrainingErrors(t *testing.T) {
 	withLoss.Loss = nets.Margin{}
 	noSchedule := cfg
 	noSchedule.Schedule = nil
+	noisy := cfg
+	noisy.NoiseSigma = 0.5
+	outside := x.Clone()
+	outside.Data[3] = -0.5
+	clash, err := nets.MLP(rng, []int{1, 28, 28}, 8, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clash.Params["l0"] = clash.Params["fc1.bias"] // a param named like a bound-graph value
+	for i, n := range clash.Nodes[1].Inputs {
+		if n == "fc1.bias" {
+			clash.Nodes[1].Inputs[i] = "l0"
+		}
+	}
+	delete(clash.Params, "fc1.bias")
 	for _, c := range []struct {
 		r    Recipe
 		g    *nets.Graph
 		cfg  nets.TrainConfig
 		want string
+		x    *nets.Tensor // nil: x
 	}{
-		{IBPTraining{Eps: 0.1, KappaEnd: 0.5}, sigmoid, cfg, "op Sigmoid not supported"},
-		{CROWNIBPTraining{Eps: 0.1, KappaEnd: 0.5}, cnn, cfg, "op Conv not supported"},
-		{IBPTraining{Eps: math.NaN(), KappaEnd: 0.5}, mlp, cfg, "Eps = NaN"},
-		{IBPTraining{Eps: 0.1, KappaEnd: 1.5}, mlp, cfg, "KappaEnd = 1.5"},
-		{CROWNIBPTraining{Eps: 0.1, RampEpochs: -1}, mlp, cfg, "RampEpochs = -1"},
-		{IBPTraining{Eps: 0.1}, mlp, withLoss, "leave them nil"},
-		{CROWNIBPTraining{Eps: 0.1}, mlp, noSchedule, "must be set"},
+		// Outside [0, 1] the clipped box turns inside out and bounds can exceed the margins.
+		{IBPTraining{Eps: 0.1, KappaEnd: 0.5}, mlp, noisy, "NoiseSigma", nil},
+		{CROWNIBPTraining{Eps: 0.1, KappaEnd: 0.5}, mlp, cfg, "outside the data domain", outside},
+		{IBPTraining{Eps: 0.1, KappaEnd: 0.5}, clash, cfg, `param named "l0"`, nil},
+		{IBPTraining{Eps: 0.1, KappaEnd: 0.5}, sigmoid, cfg, "op Sigmoid not supported", nil},
+		{CROWNIBPTraining{Eps: 0.1, KappaEnd: 0.5}, cnn, cfg, "op Conv not supported", nil},
+		{IBPTraining{Eps: math.NaN(), KappaEnd: 0.5}, mlp, cfg, "Eps = NaN", nil},
+		{IBPTraining{Eps: 0.1, KappaEnd: 1.5}, mlp, cfg, "KappaEnd = 1.5", nil},
+		{CROWNIBPTraining{Eps: 0.1, RampEpochs: -1}, mlp, cfg, "RampEpochs = -1", nil},
+		{IBPTraining{Eps: 0.1}, mlp, withLoss, "leave them nil", nil},
+		{CROWNIBPTraining{Eps: 0.1}, mlp, noSchedule, "must be set", nil},
 	} {
-		_, err := c.r.Train(c.g, Data{X: x, Labels: labels}, c.cfg)
+		xs := x
+		if c.x != nil {
+			xs = c.x
+		}
+		_, err := c.r.Train(c.g, Data{X: xs, Labels: labels}, c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), c.r.Name()+":") {
 			t.Errorf("%s: error %v, want one containing %q", c.r.Name(), err, c.want)
 		}
+	}
+}
+
+// A RampStart too large for an int still trains every epoch (all before the ramp:
+// plain κ = 1 training), not none.
+func TestCROWNIBPHugeRampStart(t *testing.T) {
+	x, labels := testMNIST(t, 0, 8)
+	rng := rand.New(rand.NewPCG(1, 1))
+	mlp, err := nets.MLP(rng, []int{1, 28, 28}, 8, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := mlp.Params["fc1.weight"].Clone()
+	stats, err := CROWNIBPTraining{Eps: 0.1, RampStart: 1e19, KappaEnd: 0.5}.Train(mlp, Data{X: x, Labels: labels},
+		nets.TrainConfig{Epochs: 2, BatchSize: 4, Optimizer: nets.NewAdam(), Schedule: nets.ConstantLR(0.01), Rand: rng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats) != 2 || maxAbsDiff(before.Data, mlp.Params["fc1.weight"].Data) == 0 {
+		t.Fatalf("%d epoch stats, weights moved %v", len(stats), maxAbsDiff(before.Data, mlp.Params["fc1.weight"].Data) != 0)
 	}
 }
 

@@ -96,6 +96,8 @@ func zooRecipes() []recipe {
 		{name: "crown_ibp", dir: zooDir, summary: "MLP 784-100-100-10, CROWN-IBP certified training (Zhang et al. 2020) at L∞ 0.1",
 			build: mnistMLP, epochs: 15, batch: 100, lr: 1e-3, minAcc: 0.9, stream: 27,
 			defense: func(zooEnv, *rand.Rand) (defenses.Recipe, error) {
+				// κ ends at 0.5 as for IBP (Zhang et al. end it at 0): the two
+				// certified-training rows differ only in the bound they train.
 				return defenses.CROWNIBPTraining{Eps: 0.1, RampStart: 1, RampEpochs: 7, KappaEnd: 0.5}, nil
 			}},
 	}
