@@ -1,11 +1,13 @@
 package defenses
 
 import (
+	"context"
 	"encoding/binary"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
 
+	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/nets"
 )
 
@@ -58,6 +60,11 @@ type AdaptiveTarget struct {
 	Model nets.Differentiable
 	// Loss is the loss ascended; nil means cross-entropy.
 	Loss nets.Loss
+	// Refine, when set, is a second stage run from the first stage's points adv
+	// (one per row of x, inside budget b around x), returning points inside b: for
+	// defenses no single loss evades (the squeeze detector: fool the squeezed
+	// branch first, then make the plain branch agree).
+	Refine func(ctx context.Context, b attacks.Budget, x, adv *nets.Tensor, labels []int) (*nets.Tensor, error)
 }
 
 // Rejecting is a model with a reject option: a detector in front of a classifier.

@@ -32,7 +32,13 @@ func withReject(z *nets.Tensor, s []float64) (*nets.Tensor, error) {
 	for i := 0; i < n; i++ {
 		row := z.Data[i*k : (i+1)*k]
 		copy(out.Data[i*(k+1):], row)
-		out.Data[i*(k+1)+k] = row[argmax(row)] + s[i]
+		rej := row[argmax(row)] + s[i]
+		if math.IsNaN(rej) {
+			// Fail closed: an input whose score or logits are not numbers (an
+			// overflowing softmax) is rejected, never waved through.
+			rej = math.Inf(1)
+		}
+		out.Data[i*(k+1)+k] = rej
 	}
 	return out, nil
 }

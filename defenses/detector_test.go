@@ -67,6 +67,7 @@ func TestDetectorRejectColumn(t *testing.T) {
 		{"negative score keeps the class", []float64{1, 3, 2}, -0.1, 2.9, false},
 		{"tiny positive score rejects", []float64{-2, -1, -5}, 1e-12, -1 + 1e-12, true},
 		{"top class tied", []float64{4, 4, 0}, 2, 6, true},
+		{"NaN score rejects (fails closed)", []float64{1, 3, 2}, math.NaN(), math.Inf(1), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

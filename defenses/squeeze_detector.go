@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/nets"
 )
 
@@ -211,14 +212,23 @@ func sign(v float64) float64 {
 	return 0
 }
 
-// AdaptiveTarget is the detector with its squeezer differentiated straight through
-// (BPDA), ascending EvasionLoss.
+// AdaptiveTarget is the two-stage detector-aware attack of squeeze_refine.go: BPDA
+// on the squeezed branch f∘q (cross-entropy), then Refine makes f(x) agree with
+// f(q(x)) with q(x) frozen.
 func (d *SqueezeDetector) AdaptiveTarget() (AdaptiveTarget, error) {
-	if _, ok := d.Base.(nets.Differentiable); !ok {
+	f, ok := d.Base.(nets.Differentiable)
+	if !ok {
 		return AdaptiveTarget{}, fmt.Errorf("squeeze detector: base %T has no gradients", d.Base)
 	}
-	return AdaptiveTarget{Name: "detector-aware", Model: squeezeBPDA{d}, Loss: EvasionLoss{Reject: d.classes}}, nil
+	squeeze := func(x *nets.Tensor) (*nets.Tensor, error) { return squeezeBits(x, d.Bits), nil }
+	return AdaptiveTarget{Name: "detector-aware", Model: attacks.BPDA{Pre: squeeze, Net: f}, Refine: d.squeezeRefine}, nil
 }
+
+// StraightThrough is the detector (its K+1 logits) with the squeezer's gradient
+// passed straight through (BPDA): the one-loss detector-aware model, for attacks
+// on the detector's own output. Ascending EvasionLoss on it is weak (see
+// squeeze_refine.go), hence the two-stage AdaptiveTarget.
+func (d *SqueezeDetector) StraightThrough() nets.Differentiable { return squeezeBPDA{d} }
 
 // squeezeBPDA is a SqueezeDetector whose gradient passes the squeezer straight
 // through.

@@ -1,6 +1,8 @@
 package defenses
 
 import (
+	"context"
+	"github.com/certify-dev/certify/attacks"
 	"math"
 	"testing"
 
@@ -136,16 +138,13 @@ func TestSqueezeDetectorGradient(t *testing.T) {
 		detDirectional(t, d, x, y, loss, 13, 1e-5)
 	}
 	// BPDA: the derivative of the straight-through surrogate.
-	at, err := d.AdaptiveTarget()
-	if err != nil || at.Name != "detector-aware" || at.Loss != (EvasionLoss{Reject: 10}) {
-		t.Fatalf("AdaptiveTarget %+v, %v", at, err)
-	}
+	st := d.StraightThrough()
 	c := squeezeBits(x, 1)
 	for i := range c.Data {
 		c.Data[i] -= x.Data[i]
 	}
 	for _, loss := range []nets.Loss{nets.CrossEntropy{}, EvasionLoss{Reject: 10}} {
-		_, gb, err := at.Model.LossGrad(x, y, loss)
+		_, gb, err := st.LossGrad(x, y, loss)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,4 +222,82 @@ func TestSqueezeDetectorSpec(t *testing.T) {
 		{"threshold above 2", `{"kind":"squeeze-detector","model":"` + cnn + `","params":{"bits":1,"threshold":2.5}}`, "threshold 2.5"},
 		{"no threshold", `{"kind":"squeeze-detector","model":"` + cnn + `","params":{"bits":1}}`, `no "threshold"`},
 	})
+}
+
+// The two-stage detector-aware attack: stage 1 is BPDA on the squeezed branch (its
+// gradient is f's at q(x)); stage 2 keeps every pixel in the ε-ball, in [0, 1] and
+// in its squeezing level (so q of the point does not change), never raises a row's
+// detector score, and carries stage-1 points through the detector.
+func TestSqueezeDetectorTwoStage(t *testing.T) {
+	g := testCNN(t)
+	x, y := testMNIST(t, 0, 40)
+	calib, _ := testMNIST(t, 500, 900)
+	tau, err := CalibrateSqueeze(g, 1, calib, 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewSqueezeDetector(g, 1, tau)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := d.AdaptiveTarget()
+	if err != nil || at.Name != "detector-aware" || at.Refine == nil || at.Loss != nil {
+		t.Fatalf("AdaptiveTarget %+v, %v", at, err)
+	}
+	_, gb, err := at.Model.LossGrad(x, y, nets.CrossEntropy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, gq, err := g.LossGrad(squeezeBits(x, 1), y, nets.CrossEntropy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxAbsDiff(gb.Data, gq.Data) != 0 {
+		t.Fatal("stage 1's gradient is not f's at q(x)")
+	}
+	b := attacks.Budget{Norm: attacks.LInf, Eps: 0.3, Lo: 0, Hi: 1}
+	pgd := attacks.NewPGD(b, 3)
+	pgd.EarlyStop = false
+	res, err := pgd.Attack(context.Background(), at.Model, x, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := at.Refine(context.Background(), b, x, res.Adv, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := 784
+	for i := 0; i < x.Shape[0]; i++ {
+		if !b.Contains(out.Data[i*per:(i+1)*per], x.Data[i*per:(i+1)*per]) {
+			t.Fatalf("row %d outside the budget", i)
+		}
+	}
+	if maxAbsDiff(squeezeBits(out, 1).Data, squeezeBits(res.Adv, 1).Data) != 0 {
+		t.Fatal("stage 2 changed the squeezed image")
+	}
+	score := func(p *nets.Tensor) []float64 {
+		z1, _ := g.Logits(p)
+		z2, _ := g.Logits(squeezeBits(p, 1))
+		return squeezeDistance(z1, z2)
+	}
+	before, after := score(res.Adv), score(out)
+	for i := range before {
+		if after[i] > before[i] {
+			t.Fatalf("row %d: score %v after stage 2, %v before", i, after[i], before[i])
+		}
+	}
+	judge := func(p *nets.Tensor) (evaded int) {
+		z, _ := d.Logits(p)
+		for i, c := range z.Argmax() {
+			if c != y[i] && c != d.Reject() {
+				evaded++
+			}
+		}
+		return evaded
+	}
+	e1, e2 := judge(res.Adv), judge(out)
+	t.Logf("evading the detector: %d of %d after stage 1, %d after stage 2", e1, len(y), e2)
+	if e2 <= e1 || e2 < 5 {
+		t.Fatalf("stage 2 evades on %d rows, stage 1 alone on %d: want more, and at least 5", e2, e1)
+	}
 }

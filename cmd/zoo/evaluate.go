@@ -84,6 +84,9 @@ type attackRun struct {
 	attack detailed
 	target nets.Classifier
 	grad   bool
+	// refine, when set, is a second stage run from the attack's points
+	// (defenses.AdaptiveTarget.Refine).
+	refine func(ctx context.Context, b attacks.Budget, x, adv *nets.Tensor, labels []int) (*nets.Tensor, error)
 }
 
 // detailed is an attack returning its re-checked result (attacks.Detailed
@@ -227,7 +230,7 @@ func (e *memberEval) attackRuns(b attacks.Budget) ([]attackRun, string, error) {
 		if name == "" {
 			name = "adaptive"
 		}
-		runs = append(runs, attackRun{key: attackAdaptive, attack: ad, target: t.Model, grad: true})
+		runs = append(runs, attackRun{key: attackAdaptive, attack: ad, target: t.Model, grad: true, refine: t.Refine})
 	}
 	return runs, name, nil
 }
@@ -264,6 +267,14 @@ func (e *memberEval) row(ctx context.Context, eps float64) (Row, error) {
 		res, err := a.attack.Attack(ctx, a.target, e.x, e.labels)
 		if err != nil {
 			return Row{}, fmt.Errorf("ε = %g, %s: %w", eps, a.key, err)
+		}
+		if a.refine != nil {
+			if err := inBudget(b, e.x, res.Adv); err != nil {
+				return Row{}, fmt.Errorf("ε = %g, %s: %w", eps, a.key, err)
+			}
+			if res.Adv, err = a.refine(ctx, b, e.x, res.Adv, e.labels); err != nil {
+				return Row{}, fmt.Errorf("ε = %g, %s (second stage): %w", eps, a.key, err)
+			}
 		}
 		if err := inBudget(b, e.x, res.Adv); err != nil {
 			return Row{}, fmt.Errorf("ε = %g, %s: %w", eps, a.key, err)

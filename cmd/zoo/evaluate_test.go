@@ -507,3 +507,56 @@ func TestJudgeRandomised(t *testing.T) {
 		t.Fatalf("broken %v, want %v (never, always, lucky once)", j.broken, want)
 	}
 }
+
+// refined is the fake masked defense whose adaptive target has a second stage.
+type refined struct {
+	quantised
+	refine func(ctx context.Context, b attacks.Budget, x, adv *nets.Tensor, labels []int) (*nets.Tensor, error)
+}
+
+func (r refined) AdaptiveTarget() (defenses.AdaptiveTarget, error) {
+	t, err := r.quantised.AdaptiveTarget()
+	t.Refine = r.refine
+	return t, err
+}
+
+// A target's second stage runs on the first stage's points, its points are judged
+// on the model, and they are re-checked: a stage that undoes the attack gives clean
+// accuracy, one that leaves the ball is an error.
+func TestAdaptiveRefine(t *testing.T) {
+	const n, eps = 12, 0.1
+	x, labels := testImages(t, n)
+	q := quantised{g: loadGraph(t, "mnist_mlp.onnx"), levels: 16}
+	s := testSettings(t)
+	calls := 0
+	undo := refined{q, func(_ context.Context, b attacks.Budget, x0, adv *nets.Tensor, _ []int) (*nets.Tensor, error) {
+		calls++
+		if b.Eps != eps || !nets.SameShape(adv.Shape, x0.Shape) {
+			t.Errorf("second stage given budget %v, points %v", b, adv.Shape)
+		}
+		return x0.Clone(), nil
+	}}
+	e, err := newMemberEval(Member{Defense: "undo", Norm: "linf"}, undo, x, labels, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.row(context.Background(), eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || r.Attacks[attackAdaptive] != *r.Clean {
+		t.Errorf("%d calls, adaptive %g, want 1 call and clean %g", calls, r.Attacks[attackAdaptive], *r.Clean)
+	}
+	out := refined{q, func(_ context.Context, _ attacks.Budget, x0, _ *nets.Tensor, _ []int) (*nets.Tensor, error) {
+		p := x0.Clone()
+		p.Data[0] += 0.5
+		return p, nil
+	}}
+	e, err = newMemberEval(Member{Defense: "out", Norm: "linf"}, out, x, labels, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.row(context.Background(), eps); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Fatalf("a second stage leaving the ball: error %v", err)
+	}
+}

@@ -149,8 +149,9 @@ func settingsHeader(o options) string {
 		fmt.Fprintf(&b, "Square (black box, members that may mask gradients): %d queries per image, p_init 0.05. ", s.SquareQueries)
 	}
 	fmt.Fprintf(&b, "Adaptive (members that name an adaptive target: BPDA, EOT, detector-aware): PGD with %d steps of α = 2.5ε/%d "+
-		"and %d random restart(s) on the target's model and loss, every step run and the highest-loss point kept (no early stop, "+
-		"which would stop on a detector's rejected point or a random model's lucky draw); Defense-GAN: 20 steps on its first 100 images "+
+		"and %d random restart(s) on the target's model and loss, every step run and the highest-loss misclassified point kept (no early stop, "+
+		"which would stop on a detector's rejected point or a random model's lucky draw), then the target's second stage if it has one "+
+		"(the squeeze detector: BPDA on the squeezed branch, then the plain branch made to agree with it); Defense-GAN: 20 steps on its first 100 images "+
 		"(each forward pass is 100 descent steps from 5 starts), the stochastic model: 20 steps of 20 EOT draws. "+
 		"Random models (rotation, stochastic) are judged on 5 fresh draws, independent of the attack's: a point is broken when most are fooled. ",
 		s.AdaptiveSteps, s.AdaptiveSteps, s.AdaptiveRestarts)
