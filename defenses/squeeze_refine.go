@@ -18,18 +18,20 @@ import (
 //
 //  1. fool the squeezed branch: BPDA on f∘q (q straight through), the bit-depth
 //     wrapper's own adaptive attack (the AdaptiveTarget's Model and Loss);
-//  2. with q(x) frozen, make f(x) agree with f(q(x)): descend the detector score
-//     ‖softmax f(x) − softmax f(q(x*))‖₁ with its exact gradient, every pixel kept
+//  2. with q(x) frozen, make f(x) agree with f(q(x)): descend the cross-entropy of
+//     softmax f(x) against softmax f(q(x*)) (exact gradient; the point of lowest
+//     detector score ‖softmax f(x) − softmax f(q(x*))‖₁ is kept), every pixel kept
 //     in the ε-ball, in [0, 1] and inside its squeezing level, so q(x) stays q(x*)
 //     (squeezeRefine).
 //
 // A point where both branches agree on a wrong class is classified wrong and not
 // rejected.
 
-// refineSteps and refineStep are stage 2's sign-descent steps: 50 of ε/10.
+// refineSteps and refineStep are stage 2's sign-descent steps: 100, from ε/20
+// down to 0.
 const (
-	refineSteps = 50
-	refineStep  = 0.1
+	refineSteps = 100
+	refineStep  = 0.05
 )
 
 // squeezeRefine is stage 2 (see above) from the stage-1 points adv, for an L∞
@@ -83,20 +85,18 @@ func (d *SqueezeDetector) squeezeRefine(ctx context.Context, b attacks.Budget, x
 		dz := nets.NewTensor(n, k)
 		for i := 0; i < n; i++ {
 			softmaxRow(z.Data[i*k:(i+1)*k], p1)
-			score, dot := 0.0, 0.0
-			g := dz.Data[i*k : (i+1)*k]
+			score := 0.0
 			for j := range p1 {
 				score += math.Abs(p1[j] - p2[i*k+j])
-				g[j] = sign(p1[j] - p2[i*k+j])
-				dot += p1[j] * g[j]
+				// The descent follows the cross-entropy of softmax f(x) against
+				// the squeezed branch's probabilities, −Σ p2 log p1, whose
+				// logit gradient p1 − p2 vanishes exactly where the branches
+				// agree: smoother than the L1 score's, whose minimum it shares.
+				dz.Data[i*k+j] = p1[j] - p2[i*k+j]
 			}
 			if score < bestScore[i] {
 				bestScore[i] = score
 				copy(best.Data[i*per:(i+1)*per], cur.Data[i*per:(i+1)*per])
-			}
-			// d score / d z = J_softmaxᵀ g = p ⊙ (g − p·g).
-			for j := range g {
-				g[j] = p1[j] * (g[j] - dot)
 			}
 		}
 		if step == refineSteps {
@@ -106,8 +106,11 @@ func (d *SqueezeDetector) squeezeRefine(ctx context.Context, b attacks.Budget, x
 		if err != nil {
 			return nil, fmt.Errorf("squeeze detector: %w", err)
 		}
+		// Steps shrink linearly to 0, so the descent settles instead of
+		// oscillating around the agreement the threshold asks for.
+		size := refineStep * b.Eps * float64(refineSteps-step) / refineSteps
 		for i, gv := range grad.Data {
-			cur.Data[i] = min(max(cur.Data[i]-refineStep*b.Eps*sign(gv), lo.Data[i]), hi.Data[i])
+			cur.Data[i] = min(max(cur.Data[i]-size*sign(gv), lo.Data[i]), hi.Data[i])
 		}
 	}
 	return best, nil
