@@ -4,6 +4,17 @@ package pipeline
 // read: add fields, never rename them. Pointers and omitempty keep "not run"
 // distinct from zero.
 type Report struct {
+	// Tool is the program and its version (module version, VCS revision) that
+	// wrote the report; Command its command line; Parameters every flag's value,
+	// defaults included; Time when the run started (RFC 3339, UTC). With the
+	// files' SHA-256 they are what `certify replay` needs to re-run it.
+	Tool         string            `json:"tool,omitempty"`
+	Command      []string          `json:"command,omitempty"`
+	Parameters   map[string]string `json:"parameters,omitempty"`
+	Time         string            `json:"time,omitempty"`
+	DataSHA256   string            `json:"data_sha256,omitempty"`
+	LabelsSHA256 string            `json:"labels_sha256,omitempty"`
+
 	Model       string     `json:"model"`        // path of the model file, as given
 	ModelSHA256 string     `json:"model_sha256"` // hex SHA-256 of its bytes
 	Data        string     `json:"data,omitempty"`

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/internal/cli"
@@ -70,6 +71,10 @@ type options struct {
 	auditEffort      int
 	vnn              vnnOptions       // --vnnlib mode (vnnlib.go)
 	smoothing        smoothingOptions // --methods smoothing (smoothing.go)
+	// params is every flag's value as parsed, defaults included (the report's
+	// parameters, from which replay rebuilds the command).
+	params map[string]string
+	args   []string // the command line, for the report
 }
 
 // usageHead is the help text above the flags.
@@ -176,6 +181,8 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 		}
 		return o, cli.UsageError{Msg: err.Error()}
 	}
+	o.params = map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) { o.params[f.Name] = f.Value.String() })
 	switch fs.NArg() {
 	case 0:
 		return o, cli.Usagef("missing MODEL.onnx (or a defense wrapper spec DEFENSE.json)")
@@ -235,6 +242,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // runWith is runContext with the certification methods known by name: methods(),
 // or, in tests, that set plus fakes.
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known methodSet) int {
+	if len(args) > 0 && args[0] == "replay" {
+		return runReplay(ctx, args[1:], stdout, stderr, known)
+	}
 	o, err := parseArgs(args, stdout, known)
 	if errors.Is(err, pflag.ErrHelp) {
 		return cli.ExitOK
@@ -243,6 +253,7 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known
 		fmt.Fprintf(stderr, "certify: %v\nRun 'certify --help' for usage.\n", err)
 		return cli.ExitUsage
 	}
+	o.args = args
 	if o.vnn.property != "" {
 		return runVNNLIB(ctx, o, stdout, stderr)
 	}
@@ -291,8 +302,12 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 	if !o.quiet {
 		cfg.Progress = stderr
 	}
+	started := time.Now()
 	rep, err := pipeline.Run(ctx, cfg)
 	if err != nil {
+		return err
+	}
+	if err := recordRun(rep, o, started); err != nil {
 		return err
 	}
 	if len(cfg.Attacks)+len(cfg.Audit) > 0 {
