@@ -80,6 +80,7 @@ type options struct {
 // usageHead is the help text above the flags.
 func usageHead() string {
 	return `usage: certify [flags] MODEL.onnx|DEFENSE.json
+       certify replay REPORT.json   (re-run a --json report and compare)
 
 Evaluates the classifier MODEL.onnx on the first --count samples of --data: clean
 accuracy, then each certification method and attack within the --norm ball of
