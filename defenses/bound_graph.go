@@ -60,7 +60,7 @@ type mlpLayer struct {
 // layer affine in params (a Gemm with alpha = beta = 1, not transA, and a bias),
 // the last a Gemm; and returns its affine layers.
 func mlpLayers(g *nets.Graph, conv bool) ([]mlpLayer, error) {
-	in, out, err := singleIO(g)
+	in, out, err := graphIO(g)
 	if err != nil {
 		return nil, err
 	}
@@ -127,20 +127,6 @@ func mlpLayers(g *nets.Graph, conv bool) ([]mlpLayer, error) {
 		return nil, fmt.Errorf("graph %q must end with a Gemm", g.Name)
 	}
 	return layers, nil
-}
-
-// singleIO returns the names of g's one data input and one output.
-func singleIO(g *nets.Graph) (string, string, error) {
-	var ins []string
-	for _, vi := range g.Inputs {
-		if _, isParam := g.Params[vi.Name]; !isParam {
-			ins = append(ins, vi.Name)
-		}
-	}
-	if len(ins) != 1 || len(g.Outputs) != 1 {
-		return "", "", fmt.Errorf("graph %q: want one data input and one output, have %d and %d", g.Name, len(ins), len(g.Outputs))
-	}
-	return ins[0], g.Outputs[0].Name, nil
 }
 
 // dims returns the (out, in) sizes of a Gemm layer.

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,10 +25,10 @@ func recordRun(rep *pipeline.Report, o options, started time.Time) error {
 	rep.Parameters = o.params
 	rep.Time = started.UTC().Format(time.RFC3339)
 	var err error
-	if rep.DataSHA256, err = fileSHA256(rep.Data); err != nil {
+	if rep.DataSHA256, err = cli.FileSHA256(rep.Data); err != nil {
 		return err
 	}
-	rep.LabelsSHA256, err = fileSHA256(rep.Labels)
+	rep.LabelsSHA256, err = cli.FileSHA256(rep.Labels)
 	return err
 }
 
@@ -54,15 +52,6 @@ func toolVersion() string {
 		}
 	}
 	return v
-}
-
-func fileSHA256(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 // isOutputFlag tells the flags that write files or shape the terminal output;
@@ -93,7 +82,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, kno
 	for _, f := range []struct{ what, path, want string }{
 		{"model", orig.Model, orig.ModelSHA256}, {"data", orig.Data, orig.DataSHA256}, {"labels", orig.Labels, orig.LabelsSHA256},
 	} {
-		got, err := fileSHA256(f.path)
+		got, err := cli.FileSHA256(f.path)
 		if err != nil {
 			fmt.Fprintf(stderr, "certify: replay: %v\n", err)
 			return cli.ExitError

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestReplay(t *testing.T) {
 	f := newFixture(t, 12)
 	rep, _, _ := f.report(t, "-n", "12", "--radius", "0.1", "--seed", "7", "--methods", "ibp,crown", "--attacks", "fgsm,pgd")
-	dataSum, err := fileSHA256(f.data)
+	dataSum, err := cli.FileSHA256(f.data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +39,7 @@ import (
 	"time"
 
 	"github.com/certify-dev/certify/defenses"
+	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
 	"github.com/spf13/pflag"
 )
@@ -194,7 +194,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for _, p := range written {
-		sum, err := fileSHA256(p)
+		sum, err := cli.FileSHA256(p)
 		if err != nil {
 			return err
 		}
@@ -322,12 +322,4 @@ func addNoise(x *nets.Tensor, sigma float64, r *rand.Rand) *nets.Tensor {
 		y.Data[i] += sigma * r.NormFloat64()
 	}
 	return y
-}
-
-func fileSHA256(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%x", sha256.Sum256(b)), nil
 }

@@ -4,6 +4,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"os"
@@ -132,4 +134,15 @@ func CheckDomain(path string, x *nets.Tensor, lo, hi float64) error {
 		return fmt.Errorf("data %s: values span [%g,%g], outside the domain [%g,%g]; rescale the data or pass --domain %g,%g", path, mn, mx, lo, hi, math.Min(mn, lo), math.Max(mx, hi))
 	}
 	return nil
+}
+
+// FileSHA256 is the hex SHA-256 of a file's bytes (reports record the model's and
+// the data's).
+func FileSHA256(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:]), nil
 }
