@@ -27,7 +27,7 @@ import (
 // f is Loss: cross-entropy (APGD-CE) or DLR (APGD-DLR); every row of every iterate is
 // checked, and the first misclassified one is returned (EarlyStop stops the row there;
 // without it the misclassified iterate of highest loss is kept). Restarts rerun rows
-// not yet broken from new random starts, drawn from RowRand(Seed, row).
+// not yet broken from new random starts, drawn from RowRand(Seed, Row(ctx, row)) (see WithRows).
 // Cost: Iters gradient evaluations and one forward pass per row and restart.
 type APGD struct {
 	Budget   Budget
@@ -164,7 +164,7 @@ func (c apgdCore) run(ctx context.Context, m nets.Differentiable, x *nets.Tensor
 	if c.random {
 		for j, i := range rows {
 			if rngs[i] == nil {
-				rngs[i] = RowRand(seed, i)
+				rngs[i] = RowRand(seed, Row(ctx, i))
 			}
 			wbRandomStart(c.budget, rngs[i], cur.Data[j*per:(j+1)*per], xs.Data[j*per:(j+1)*per])
 		}

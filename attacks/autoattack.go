@@ -116,11 +116,12 @@ func (a AutoAttack) AttackBy(ctx context.Context, m nets.Classifier, x *nets.Ten
 		xs := wbGather(x, per, idx)
 		ls := wbGatherInts(labels, idx)
 		var r *Result
+		sub := SubRows(ctx, idx) // each row keeps its random stream
 		if d, ok := at.(Detailed); ok {
-			r, err = d.Attack(ctx, m, xs, ls)
+			r, err = d.Attack(sub, m, xs, ls)
 		} else {
 			var out *nets.Tensor
-			if out, err = at.Run(ctx, m, xs, ls); err == nil {
+			if out, err = at.Run(sub, m, xs, ls); err == nil {
 				r, err = Check(m, a.Budget, xs, out, ls, nil)
 			}
 		}

@@ -232,7 +232,7 @@ func (o *bbOracle) decide(pts []float64, rows int, dst []bool) ([]bool, error) {
 
 // bbRows is the frame of the per-row black-box attacks: it checks the inputs, runs
 // attack on every row (rows in parallel, each with its own oracle; the attack draws
-// its randomness from RowRand(seed, i)), writes each row's success (or x) into the
+// its randomness from RowRand(seed, Row(ctx, i))), writes each row's success (or x) into the
 // result and re-checks it with Check. errBBStop from attack is a normal end.
 func bbRows(ctx context.Context, name string, b Budget, norms []Norm, m nets.Classifier, x *nets.Tensor, labels []int, limit int,
 	attack func(o *bbOracle, i int) error) (*Result, error) {

@@ -117,7 +117,7 @@ func (a Genetic) Attack(ctx context.Context, m nets.Classifier, x *nets.Tensor, 
 		return nil, err
 	}
 	return bbRows(ctx, a.Name(), a.Budget, []Norm{LInf}, m, x, labels, a.Queries, func(o *bbOracle, i int) error {
-		return a.row(ctx, o, RowRand(a.Seed, i))
+		return a.row(ctx, o, RowRand(a.Seed, Row(ctx, i)))
 	})
 }
 

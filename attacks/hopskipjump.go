@@ -107,7 +107,7 @@ func (a HopSkipJump) Attack(ctx context.Context, m nets.Classifier, x *nets.Tens
 		return nil, err
 	}
 	return bbRows(ctx, a.Name(), a.Budget, []Norm{L2, LInf}, m, x, labels, a.Queries, func(o *bbOracle, i int) error {
-		return newHSJRow(a, o, RowRand(a.Seed, i)).run(ctx)
+		return newHSJRow(a, o, RowRand(a.Seed, Row(ctx, i))).run(ctx)
 	})
 }
 

@@ -173,7 +173,7 @@ func (e estimatedPGD) attack(ctx context.Context, m nets.Classifier, x *nets.Ten
 		return nil, err
 	}
 	return bbRows(ctx, e.name, e.b, []Norm{LInf, L2}, m, x, labels, e.queries, func(o *bbOracle, i int) error {
-		return e.row(ctx, o, RowRand(e.seed, i))
+		return e.row(ctx, o, RowRand(e.seed, Row(ctx, i)))
 	})
 }
 

@@ -20,7 +20,7 @@ import (
 // Per row the result is the first misclassified iterate over all restarts (with
 // EarlyStop the row then stops, and is skipped by later restarts); without EarlyStop
 // every row runs every step of every restart and the misclassified iterate of
-// highest loss is kept. Row i's random starts come from RowRand(Seed, i), so the
+// highest loss is kept. Row i's random starts come from RowRand(Seed, Row(ctx, i)) (see WithRows), so the
 // result does not depend on the number of cores (nor on the other rows, but for
 // the rounding of the model calls they share: none seen with OpenBLAS).
 //

@@ -19,7 +19,7 @@ import (
 // with 0 ≤ α ≤ ε (the paper: α = ε/2), so x” stays in the ball by the triangle
 // inequality. Π clips to the domain; x' is clipped too (a model is only asked about
 // points of the domain), which keeps x” in the ball. The random direction of row i
-// comes from RowRand(Seed, i). One gradient evaluation per row.
+// comes from RowRand(Seed, Row(ctx, i)) (see WithRows). One gradient evaluation per row.
 type RFGSM struct {
 	Budget Budget
 	// Alpha is the length of the random step, in [0, Eps].
@@ -61,7 +61,7 @@ func (a RFGSM) Attack(ctx context.Context, m nets.Classifier, x *nets.Tensor, la
 	adv := x.Clone()
 	noise := make([]float64, per)
 	for i := range labels {
-		r := RowRand(a.Seed, i)
+		r := RowRand(a.Seed, Row(ctx, i))
 		for k := range noise {
 			noise[k] = r.NormFloat64()
 		}

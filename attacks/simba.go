@@ -86,7 +86,7 @@ func (a SimBA) Attack(ctx context.Context, m nets.Classifier, x *nets.Tensor, la
 	rows := make([]bbStepper, n)
 	sb := make([]*simbaRow, n)
 	for i := range rows {
-		sb[i] = &simbaRow{a: a, x: x.Data[i*per : (i+1)*per], y: labels[i], r: RowRand(a.Seed, i),
+		sb[i] = &simbaRow{a: a, x: x.Data[i*per : (i+1)*per], y: labels[i], r: RowRand(a.Seed, Row(ctx, i)),
 			cur: append([]float64(nil), x.Data[i*per:(i+1)*per]...), cand: make([]float64, per)}
 		rows[i] = sb[i]
 	}

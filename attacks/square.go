@@ -108,7 +108,7 @@ func (a Square) Attack(ctx context.Context, m nets.Classifier, x *nets.Tensor, l
 	sq := make([]*squareRow, n)
 	for i := range rows {
 		sq[i] = &squareRow{
-			a: a, g: g, x: x.Data[i*per : (i+1)*per], y: labels[i], r: RowRand(a.Seed, i),
+			a: a, g: g, x: x.Data[i*per : (i+1)*per], y: labels[i], r: RowRand(a.Seed, Row(ctx, i)),
 			best: make([]float64, per), cand: make([]float64, per),
 		}
 		rows[i] = sq[i]

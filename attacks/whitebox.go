@@ -365,7 +365,7 @@ func (a wbAscent) run(ctx context.Context, m nets.Differentiable, x *nets.Tensor
 				// Row i's own stream, drawn from in restart order: its starts
 				// depend on nothing but (seed, i).
 				if rngs[i] == nil {
-					rngs[i] = RowRand(a.seed, i)
+					rngs[i] = RowRand(a.seed, Row(ctx, i))
 				}
 				wbRandomStart(a.budget, rngs[i], adv.Data[j*per:(j+1)*per], xs.Data[j*per:(j+1)*per])
 			}

@@ -17,9 +17,16 @@ func summarize(rep *Report) {
 	correct, robust, falsified := 0, 0, 0
 	certified := make(map[string]int, len(rep.Methods))
 	smoothing := rep.smoothingMethod() // certifies g, not the model: see SmoothedMethod
+	var unknown map[string]int
 	for i := range rep.Samples {
 		smp := &rep.Samples[i]
 		smp.Falsified = nil
+		for stage := range smp.Unknown {
+			if unknown == nil {
+				unknown = map[string]int{}
+			}
+			unknown[stage]++
+		}
 		if smoothing != "" && smp.Certified[smoothing] {
 			certified[smoothing]++ // whatever the model's clean prediction
 		}
@@ -46,6 +53,7 @@ func summarize(rep *Report) {
 		}
 	}
 	s.N = len(rep.Samples)
+	s.Unknown = unknown
 	s.CleanAccuracy = float64(correct) / n
 	s.EmpiricalAccuracy, s.CertifiedAccuracy, s.FalsifiedCertificates = nil, nil, nil
 	if len(rep.Attacks) > 0 {

@@ -33,8 +33,9 @@ const DefaultMethodBatch = 32
 // certifyBatches certifies the rows todo with m in consecutive batches of
 // cfg.MethodBatch rows, Workers batches at once, and returns the certificates in
 // the order of todo. The batches are fixed by todo and MethodBatch alone, never by
-// timing or the number of workers.
-func certifyBatches(ctx context.Context, cfg Config, m BatchMethod, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
+// timing or the number of workers. A batch whose time runs out (cfg.SampleTimeout
+// per sample of it, or the run's deadline ending work) has unknown certificates.
+func certifyBatches(ctx, work context.Context, cfg Config, m BatchMethod, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
 	name := m.Name()
 	size := cfg.MethodBatch
 	if size <= 0 {
@@ -46,7 +47,7 @@ func certifyBatches(ctx context.Context, cfg Config, m BatchMethod, samples []Sa
 	}
 	certs := make([]Certificate, len(todo))
 	errs := make([]error, len(batches))
-	ctx, cancel := context.WithCancel(ctx)
+	work, cancel := context.WithCancel(work) // cancelled by the first error
 	defer cancel()
 	workers := cfg.Workers
 	if workers <= 0 {
@@ -54,8 +55,6 @@ func certifyBatches(ctx context.Context, cfg Config, m BatchMethod, samples []Sa
 	}
 	next := make(chan int)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	done := 0
 	for w := 0; w < min(workers, len(batches)); w++ {
 		wg.Add(1)
 		go func() {
@@ -66,46 +65,51 @@ func certifyBatches(ctx context.Context, cfg Config, m BatchMethod, samples []Sa
 				for t := lo; t < hi; t++ {
 					qs[t-lo] = query(cfg, samples, todo[t])
 				}
-				got, err := m.CertifyBatch(ctx, cfg.Model, qs)
-				if err == nil && len(got) != len(qs) {
-					err = fmt.Errorf("%d certificates for %d samples", len(got), len(qs))
-				}
-				if err != nil {
-					which := fmt.Sprintf("samples %d..%d", qs[0].Index, qs[len(qs)-1].Index)
-					if len(qs) == 1 {
-						which = fmt.Sprintf("sample %d", qs[0].Index)
+				var got []Certificate
+				one, err := bounded(ctx, work, cfg.SampleTimeout, len(qs), func(c context.Context) (Certificate, error) {
+					var err error
+					got, err = m.CertifyBatch(c, cfg.Model, qs)
+					if err == nil && len(got) != len(qs) {
+						err = fmt.Errorf("%d certificates for %d samples", len(got), len(qs))
 					}
-					errs[b] = fmt.Errorf("method %s: %s: %w", name, which, err)
+					return Certificate{}, err
+				})
+				switch {
+				case err != nil:
+					if !errors.Is(err, errSkipped) {
+						which := fmt.Sprintf("samples %d..%d", qs[0].Index, qs[len(qs)-1].Index)
+						if len(qs) == 1 {
+							which = fmt.Sprintf("sample %d", qs[0].Index)
+						}
+						err = fmt.Errorf("method %s: %s: %w", name, which, err)
+					}
+					errs[b] = err
 					cancel()
-					continue
+				case one.Unknown != "":
+					for t := lo; t < hi; t++ {
+						certs[t] = one
+					}
+				default:
+					copy(certs[lo:hi], got)
 				}
-				copy(certs[lo:hi], got)
-				mu.Lock()
-				before := done
-				done += hi - lo
-				if every := progressEvery(len(todo)); done/every > before/every && done < len(todo) {
-					pr.printf("%s: %d/%d", name, done, len(todo))
-				}
-				mu.Unlock()
+				pr.add(hi - lo)
 			}
 		}()
 	}
-feed:
 	for b := range batches {
-		select {
-		case next <- b:
-		case <-ctx.Done():
-			break feed
-		}
+		next <- b
 	}
 	close(next)
 	wg.Wait()
 	// Report the error of the first failing batch, or the caller's cancellation.
-	// A batch that failed only because another one cancelled the rest is skipped
-	// in favour of the error that caused it.
+	// A batch skipped or cancelled because another one failed is passed over in
+	// favour of the error that caused it.
 	var first error
 	for _, err := range errs {
-		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+		if err == nil || errors.Is(err, errSkipped) {
+			continue
+		}
+		if first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled) {
 			first = err
 		}
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 
@@ -154,3 +155,10 @@ func testData(rng *rand.Rand, m *linear, n int, shape ...int) (*nets.Tensor, []i
 	}
 	return x, labels
 }
+
+// lineProgress writes each stage's summary line to w.
+type lineProgress struct{ w io.Writer }
+
+func (p *lineProgress) Start(string, int) {}
+func (p *lineProgress) Add(int)           {}
+func (p *lineProgress) Done(line string)  { fmt.Fprintln(p.w, line) }

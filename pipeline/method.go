@@ -51,6 +51,10 @@ type Certificate struct {
 	// [1, ...input shape]. The pipeline re-checks it and records the sample
 	// as refuted by the method; one that does not re-check is an error.
 	Counterexample *nets.Tensor
+	// Unknown, when not empty, says why the method gave no answer for this sample
+	// (it ran out of a budget: "timeout", "lp size", "bab domains"). Certified must
+	// then be false; the sample is recorded in Sample.Unknown.
+	Unknown string
 	// Smoothing is the record of a SmoothedMethod (the smoothed classifier's
 	// prediction and certified L2 radius), kept in Sample.Smoothing; nil otherwise.
 	Smoothing *Smoothing

@@ -30,6 +30,27 @@ type Report struct {
 	Attacks []string `json:"attacks"`
 	Samples []Sample `json:"samples"` // ordered by Index
 	Summary Summary  `json:"summary"`
+	// Sweep has one entry per radius of a run over several radii (--radius
+	// 0.01,0.02,0.05), in the order given; absent for a single radius. Radius,
+	// Samples and Summary above repeat its first entry, so a reader that knows
+	// one radius only reads the first.
+	Sweep []RadiusRun `json:"sweep,omitempty"`
+}
+
+// RadiusRun is the evaluation at one radius of a sweep.
+type RadiusRun struct {
+	Radius  float64  `json:"radius"`
+	Samples []Sample `json:"samples"`
+	Summary Summary  `json:"summary"`
+}
+
+// Runs is the report's evaluations, one per radius: its Sweep, or for a single
+// radius the report itself as one run.
+func (r *Report) Runs() []RadiusRun {
+	if len(r.Sweep) > 0 {
+		return r.Sweep
+	}
+	return []RadiusRun{{Radius: r.Radius, Samples: r.Samples, Summary: r.Summary}}
 }
 
 // Sample is the record of one data row.
@@ -55,6 +76,23 @@ type Sample struct {
 	// Falsified names the methods that certified this sample although an attack
 	// found an adversarial example: each is a soundness bug in that method.
 	Falsified []string `json:"falsified,omitempty"`
+	// Unknown has the stages (methods or attacks) that gave no answer for this
+	// sample, with the reason: "timeout" (--timeout per sample), "deadline" (the
+	// run's overall --total-timeout), or a method's budget guard ("lp size",
+	// "bab domains"). Such a method's Certified entry is false; such an attack's
+	// Attacks entry is false (nothing found).
+	Unknown map[string]string `json:"unknown,omitempty"`
+	// Adversarial is the first adversarial example an attack found, in stage
+	// order, kept when Config.KeepAdversarial (for the HTML gallery); not part of
+	// the JSON report.
+	Adversarial *Adversarial `json:"-"`
+}
+
+// Adversarial is an input of the sample's region that the model misclassifies.
+type Adversarial struct {
+	Attack    string    // the attack that found it
+	X         []float64 // the input, in the sample's shape
+	Predicted int       // the model's class for it
 }
 
 // Correct reports whether the clean prediction is the label.
@@ -85,6 +123,9 @@ type Summary struct {
 	// radius, and SmoothingAudit the counts of its audit; present when smoothing ran.
 	SmoothingCurve []CurvePoint           `json:"smoothing_curve,omitempty"`
 	SmoothingAudit *SmoothingAuditSummary `json:"smoothing_audit,omitempty"`
+	// Unknown counts, per stage, the samples it gave no answer for (see
+	// Sample.Unknown); absent when every stage answered for every sample.
+	Unknown map[string]int `json:"unknown,omitempty"`
 	// Seconds is the wall time per stage: "clean", then one per method and attack.
 	Seconds map[string]float64 `json:"seconds"`
 	// Warnings are reasons to distrust the empirical accuracy (the attacks' sanity

@@ -2,14 +2,15 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"runtime"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/nets"
 )
 
@@ -44,8 +45,21 @@ type Config struct {
 	// MethodBatch is how many samples a BatchMethod gets per call; 0 means
 	// DefaultMethodBatch.
 	MethodBatch int
-	// Progress, when not nil, receives one line per stage and periodic counts.
-	Progress io.Writer
+	// Progress, when not nil, follows the run stage by stage.
+	Progress Progress
+	// SampleTimeout, when > 0, bounds the work on each sample: a method's Certify
+	// call (a BatchMethod's batch gets SampleTimeout per sample in it, an attack's
+	// chunk of rows the same). A sample whose time runs out is recorded as unknown
+	// for that stage ("timeout"), not an error.
+	SampleTimeout time.Duration
+	// Deadline, when not zero, ends the run's work at that time (an overall
+	// timeout): what is running is stopped, what has not started is skipped, and
+	// every sample left without an answer is recorded as unknown ("deadline") for
+	// its stage. The report is complete otherwise.
+	Deadline time.Time
+	// KeepAdversarial keeps in Sample.Adversarial the first adversarial example
+	// found for each sample (for the HTML gallery).
+	KeepAdversarial bool
 
 	// Recorded in the report as given.
 	ModelPath, ModelSHA256, DataPath, LabelsPath string
@@ -83,9 +97,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Summary: Summary{N: n, Seconds: map[string]float64{}},
 	}
 	rep.Smoothing = smoothing
-	pr := &progress{w: cfg.Progress}
+	pr := &progress{p: cfg.Progress}
+	work := ctx // the stages' context: ctx, ended early by cfg.Deadline
+	if !cfg.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		work, cancel = context.WithDeadline(ctx, cfg.Deadline)
+		defer cancel()
+	}
 
 	// Clean pass: one batched call; the model parallelises.
+	pr.start(cleanStage, n)
 	start := time.Now()
 	pred, err := predict(cfg.Model, cfg.X, cfg.Labels)
 	if err != nil {
@@ -99,7 +120,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.Summary.Seconds[cleanStage] = time.Since(start).Seconds()
-	pr.printf("%s: %d/%d correct (%.2fs)", cleanStage, correct, n, rep.Summary.Seconds[cleanStage])
+	pr.add(n)
+	pr.done(fmt.Sprintf("%s: %d/%d correct (%.2fs)", cleanStage, correct, n, rep.Summary.Seconds[cleanStage]))
 
 	// todo: the rows the methods and attacks run on.
 	var todo []int
@@ -114,12 +136,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		start := time.Now()
-		if err := runMethod(ctx, cfg, m, rep.Samples, methodRows(m, todo, n), pr); err != nil {
+		rows := methodRows(m, todo, n)
+		pr.start(m.Name(), len(rows))
+		if err := runMethod(ctx, work, cfg, m, rep.Samples, rows, pr); err != nil {
 			return nil, err
 		}
 		rep.Methods = append(rep.Methods, m.Name())
 		rep.Summary.Seconds[m.Name()] = time.Since(start).Seconds()
-		pr.printf("%s: %d/%d certified (%.2fs)", m.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Certified[m.Name()] }), n, rep.Summary.Seconds[m.Name()])
+		pr.done(fmt.Sprintf("%s: %d/%d certified (%.2fs)%s", m.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Certified[m.Name()] }), n, rep.Summary.Seconds[m.Name()], unknownNote(rep.Samples, m.Name())))
 	}
 
 	// certified: the rows the audit attacks run on.
@@ -142,12 +166,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, err
 			}
 			start := time.Now()
-			if err := runAttack(ctx, cfg, a, rep.Samples, st.rows); err != nil {
+			pr.start(a.Name(), len(st.rows))
+			if err := runAttack(ctx, work, cfg, a, rep.Samples, st.rows, pr); err != nil {
 				return nil, err
 			}
 			rep.Attacks = append(rep.Attacks, a.Name())
 			rep.Summary.Seconds[a.Name()] = time.Since(start).Seconds()
-			pr.printf("%s: %d/%d adversarial examples found (%.2fs)", a.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Attacks[a.Name()] }), len(st.rows), rep.Summary.Seconds[a.Name()])
+			pr.done(fmt.Sprintf("%s: %d/%d adversarial examples found (%.2fs)%s", a.Name(), countTrue(rep.Samples, func(s *Sample) bool { return s.Attacks[a.Name()] }), len(st.rows), rep.Summary.Seconds[a.Name()], unknownNote(rep.Samples, a.Name())))
 		}
 	}
 
@@ -252,14 +277,17 @@ func predict(model nets.Classifier, x *nets.Tensor, labels []int) ([]int, error)
 // a batch at a time), and records the answers in samples (in row order, so the
 // result is the same for any number of workers). Rows not in todo are
 // misclassified: certified false, no margin.
-func runMethod(ctx context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) error {
+//
+// ctx is the caller's context (its end is an error); work is ctx ended early by
+// the run's deadline, under which the stage runs (its end makes samples unknown).
+func runMethod(ctx, work context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) error {
 	name := m.Name()
 	var certs []Certificate
 	var err error
 	if bm, ok := m.(BatchMethod); ok {
-		certs, err = certifyBatches(ctx, cfg, bm, samples, todo, pr)
+		certs, err = certifyBatches(ctx, work, cfg, bm, samples, todo, pr)
 	} else {
-		certs, err = certifyEach(ctx, cfg, m, samples, todo, pr)
+		certs, err = certifyEach(ctx, work, cfg, m, samples, todo, pr)
 	}
 	if err != nil {
 		return err
@@ -274,6 +302,12 @@ func runMethod(ctx context.Context, cfg Config, m Method, samples []Sample, todo
 		c := certs[t]
 		if math.IsNaN(c.Margin) {
 			return fmt.Errorf("method %s: sample %d: margin is NaN", name, samples[row].Index)
+		}
+		if c.Unknown != "" {
+			if c.Certified {
+				return fmt.Errorf("method %s: sample %d: certified, and unknown (%s)", name, samples[row].Index, c.Unknown)
+			}
+			setUnknown(&samples[row], name, c.Unknown)
 		}
 		samples[row].Certified[name] = c.Certified
 		if c.Smoothing != nil {
@@ -332,12 +366,14 @@ func query(cfg Config, samples []Sample, row int) Query {
 }
 
 // certifyEach certifies the rows todo with m, one Certify call per sample, several
-// samples at once, and returns the certificates in the order of todo.
-func certifyEach(ctx context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
+// samples at once, and returns the certificates in the order of todo. A sample
+// whose time (cfg.SampleTimeout, or the run's deadline ending work) runs out gets
+// an unknown certificate.
+func certifyEach(ctx, work context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
 	name := m.Name()
 	certs := make([]Certificate, len(todo))
 	errs := make([]error, len(todo))
-	ctx, cancel := context.WithCancel(ctx)
+	work, cancel := context.WithCancel(work) // cancelled by the first error
 	defer cancel()
 	workers := cfg.Workers
 	if workers <= 0 {
@@ -345,39 +381,29 @@ func certifyEach(ctx context.Context, cfg Config, m Method, samples []Sample, to
 	}
 	next := make(chan int)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	done := 0
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				certs[t], errs[t] = m.Certify(ctx, cfg.Model, query(cfg, samples, todo[t]))
+				certs[t], errs[t] = bounded(ctx, work, cfg.SampleTimeout, 1, func(c context.Context) (Certificate, error) {
+					return m.Certify(c, cfg.Model, query(cfg, samples, todo[t]))
+				})
 				if errs[t] != nil {
 					cancel()
 				}
-				mu.Lock()
-				done++
-				if done%progressEvery(len(todo)) == 0 && done < len(todo) {
-					pr.printf("%s: %d/%d", name, done, len(todo))
-				}
-				mu.Unlock()
+				pr.add(1)
 			}
 		}()
 	}
-feed:
 	for t := range todo {
-		select {
-		case next <- t:
-		case <-ctx.Done():
-			break feed
-		}
+		next <- t
 	}
 	close(next)
 	wg.Wait()
 	// Report the error of the first failing row, or the caller's cancellation.
 	for t, err := range errs {
-		if err != nil {
+		if err != nil && !errors.Is(err, errSkipped) {
 			return nil, fmt.Errorf("method %s: sample %d: %w", name, samples[todo[t]].Index, err)
 		}
 	}
@@ -387,33 +413,131 @@ feed:
 	return certs, nil
 }
 
-// progressEvery spaces progress lines about a tenth of a stage apart.
-func progressEvery(total int) int {
-	if total < 10 {
-		return total + 1 // no intermediate lines
+// errSkipped marks work not done because an earlier error ended the stage.
+var errSkipped = errors.New("skipped after an error")
+
+// bounded runs f for size samples under work, with a time budget of size ×
+// timeout (none when timeout is 0). When work or the budget ends f's run (or
+// ended before it started), the result is an unknown certificate ("deadline" or
+// "timeout") instead of f's error; when ctx, the caller's context, ended, it is
+// ctx's error; when work was cancelled by another sample's error, errSkipped.
+func bounded(ctx, work context.Context, timeout time.Duration, size int, f func(context.Context) (Certificate, error)) (Certificate, error) {
+	if reason, stop := stopped(ctx, work); stop {
+		return Certificate{Unknown: reason}, budgetErr(ctx, reason)
 	}
-	return total / 10
+	c := work
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		c, cancel = context.WithTimeout(work, time.Duration(size)*timeout)
+		defer cancel()
+	}
+	cert, err := f(c)
+	if err == nil {
+		return cert, nil
+	}
+	if c.Err() == nil {
+		return cert, err // the method's own error
+	}
+	if reason, stop := stopped(ctx, work); stop {
+		return Certificate{Unknown: reason}, budgetErr(ctx, reason)
+	}
+	return Certificate{Unknown: "timeout"}, nil // the sample's own budget
 }
 
-// runAttack runs a on the rows todo of cfg.X in one batch, re-checks every returned
-// point against the region and the model, and records per sample whether the attack
-// found an adversarial example.
-func runAttack(ctx context.Context, cfg Config, a Attack, samples []Sample, todo []int) error {
-	name := a.Name()
-	if len(todo) == 0 {
-		return nil
+// stopped reports whether work has ended, and why: "deadline" (the run's overall
+// deadline), or "" when the caller cancelled or another sample's error did.
+func stopped(ctx, work context.Context) (string, bool) {
+	if work.Err() == nil {
+		return "", false
 	}
+	if ctx.Err() == nil && errors.Is(context.Cause(work), context.DeadlineExceeded) {
+		return "deadline", true
+	}
+	return "", true
+}
+
+// budgetErr is the error of a stopped sample: none when the deadline stopped it
+// (reason "deadline"), ctx's when the caller cancelled, errSkipped otherwise.
+func budgetErr(ctx context.Context, reason string) error {
+	switch {
+	case reason != "":
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return errSkipped
+}
+
+// setUnknown records that stage gave no answer for s, and why.
+func setUnknown(s *Sample, stage, reason string) {
+	if s.Unknown == nil {
+		s.Unknown = map[string]string{}
+	}
+	s.Unknown[stage] = reason
+}
+
+// unknownNote is the progress line's note on the samples stage left unknown.
+func unknownNote(samples []Sample, stage string) string {
+	n := countTrue(samples, func(s *Sample) bool { return s.Unknown[stage] != "" })
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d unknown", n)
+}
+
+// attackChunk is how many rows an attack gets per call. The chunks give the
+// progress display something to count and bound what a per-sample timeout loses;
+// since every row draws its randomness from its sample's index (attacks.WithRows),
+// the chunking does not change what the attack finds.
+const attackChunk = 64
+
+// runAttack runs a on the rows todo of cfg.X, attackChunk rows at a time,
+// re-checks every returned point against the region and the model, and records
+// per sample whether the attack found an adversarial example. Rows whose time runs
+// out (cfg.SampleTimeout per row of a chunk, or the run's deadline ending work)
+// are recorded as unknown.
+func runAttack(ctx, work context.Context, cfg Config, a Attack, samples []Sample, todo []int, pr *progress) error {
+	for lo := 0; lo < len(todo); lo += attackChunk {
+		rows := todo[lo:min(lo+attackChunk, len(todo))]
+		if err := attackRows(ctx, work, cfg, a, samples, rows); err != nil {
+			return err
+		}
+		pr.add(len(rows))
+	}
+	return nil
+}
+
+// attackRows is runAttack on one chunk.
+func attackRows(ctx, work context.Context, cfg Config, a Attack, samples []Sample, todo []int) error {
+	name := a.Name()
 	per := cfg.X.Len() / cfg.X.Shape[0]
 	shape := append([]int{len(todo)}, cfg.X.Shape[1:]...)
 	x := nets.NewTensor(shape...)
 	labels := make([]int, len(todo))
+	ids := make([]int, len(todo))
 	for t, row := range todo {
 		copy(x.Data[t*per:(t+1)*per], cfg.X.Data[row*per:(row+1)*per])
 		labels[t] = cfg.Labels[row]
+		ids[t] = samples[row].Index
+		if samples[row].Attacks == nil {
+			samples[row].Attacks = map[string]bool{}
+		}
+		samples[row].Attacks[name] = false
 	}
-	adv, err := a.Run(ctx, cfg.Model, x.Clone(), append([]int(nil), labels...))
+	var adv *nets.Tensor
+	unknown, err := bounded(ctx, work, cfg.SampleTimeout, len(todo), func(c context.Context) (Certificate, error) {
+		var err error
+		adv, err = a.Run(attacks.WithRows(c, ids), cfg.Model, x.Clone(), append([]int(nil), labels...))
+		return Certificate{}, err
+	})
 	if err != nil {
 		return fmt.Errorf("attack %s: %w", name, err)
+	}
+	if unknown.Unknown != "" {
+		for _, row := range todo {
+			setUnknown(&samples[row], name, unknown.Unknown)
+		}
+		return nil
 	}
 	if adv == nil || !nets.SameShape(adv.Shape, x.Shape) || adv.Len() != x.Len() {
 		got := []int(nil)
@@ -433,10 +557,11 @@ func runAttack(ctx context.Context, cfg Config, a Attack, samples []Sample, todo
 		return fmt.Errorf("attack %s: re-checking its points: %w", name, err)
 	}
 	for t, row := range todo {
-		if samples[row].Attacks == nil {
-			samples[row].Attacks = map[string]bool{}
+		broken := pred[t] != labels[t]
+		samples[row].Attacks[name] = broken
+		if broken && cfg.KeepAdversarial && samples[row].Adversarial == nil {
+			samples[row].Adversarial = &Adversarial{Attack: name, X: append([]float64(nil), adv.Data[t*per:(t+1)*per]...), Predicted: pred[t]}
 		}
-		samples[row].Attacks[name] = pred[t] != labels[t]
 	}
 	return nil
 }
@@ -450,19 +575,4 @@ func countTrue(samples []Sample, f func(*Sample) bool) int {
 		}
 	}
 	return c
-}
-
-// progress writes stage lines to w (nil: nowhere); safe for concurrent use.
-type progress struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (p *progress) printf(format string, args ...any) {
-	if p.w == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format+"\n", args...)
 }

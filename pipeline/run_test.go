@@ -406,7 +406,7 @@ func TestProgress(t *testing.T) {
 	m, x, y := setup(8)
 	var buf bytes.Buffer
 	_, err := Run(context.Background(), Config{Model: m, X: x, Labels: y, Radius: 0.05, Norm: LInf, Domain: Domain{0, 1},
-		Methods: []Method{exactMethod{"exact"}}, Progress: &buf})
+		Methods: []Method{exactMethod{"exact"}}, Progress: &lineProgress{w: &buf}})
 	if err != nil {
 		t.Fatal(err)
 	}

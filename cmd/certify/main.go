@@ -24,6 +24,7 @@ import (
 
 	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/internal/cli"
+	"github.com/certify-dev/certify/internal/progress"
 	"github.com/certify-dev/certify/pipeline"
 	"github.com/spf13/pflag"
 )
@@ -71,6 +72,7 @@ type options struct {
 	auditEffort      int
 	vnn              vnnOptions       // --vnnlib mode (vnnlib.go)
 	smoothing        smoothingOptions // --methods smoothing (smoothing.go)
+	limits           limitOptions     // resource limits (limits.go)
 	// params is every flag's value as parsed, defaults included (the report's
 	// parameters, from which replay rebuilds the command).
 	params map[string]string
@@ -166,6 +168,7 @@ func newFlags(o *options, known methodSet, domain, methodList, attackList, norm 
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
 	addVNNFlags(fs, &o.vnn)
 	addSmoothingFlags(fs, &o.smoothing)
+	addLimitFlags(fs, &o.limits)
 	return fs
 }
 
@@ -222,6 +225,9 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 	}
 	if o.vnn.timeout < 0 {
 		return o, cli.Usagef("--timeout %v: want >= 0 (0: none)", o.vnn.timeout)
+	}
+	if err := checkLimitFlags(o.limits); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -285,6 +291,7 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 
 	so := stageOptions{Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP, Timeout: o.vnn.timeout}
 	so.Smoothing = o.smoothing
+	so.Limits = o.limits
 	if slices.Contains(o.methods, smoothingName) && o.norm != pipeline.L2 {
 		logf("note: smoothing certifies L2 radii: certified.smoothing reads --radius %g as an L2 radius, not %s", o.radius, o.norm)
 	}
@@ -301,9 +308,13 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 		return err
 	}
 	if !o.quiet {
-		cfg.Progress = stderr
+		cfg.Progress = progress.New(stderr)
 	}
 	started := time.Now()
+	cfg.SampleTimeout = o.vnn.timeout
+	if o.limits.totalTimeout > 0 {
+		cfg.Deadline = started.Add(o.limits.totalTimeout)
+	}
 	rep, err := pipeline.Run(ctx, cfg)
 	if err != nil {
 		return err

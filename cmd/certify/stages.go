@@ -23,6 +23,8 @@ type stageOptions struct {
 	Timeout time.Duration
 	// Smoothing are the flags of randomized smoothing.
 	Smoothing smoothingOptions
+	// Limits are the resource limits (--max-lp-size, --max-domains, ...).
+	Limits limitOptions
 }
 
 // methodSet maps the names --methods accepts to their constructors.

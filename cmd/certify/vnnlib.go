@@ -26,7 +26,7 @@ type vnnOptions struct {
 func addVNNFlags(fs *pflag.FlagSet, o *vnnOptions) {
 	fs.StringVar(&o.property, "vnnlib", "", "VNN-COMP mode: decide the property `PROP.vnnlib` about the model; prints sat, unsat, unknown or timeout")
 	fs.StringVar(&o.result, "vnnlib-result", "", "VNN-COMP mode: also write the result file (the answer, and for sat the counterexample) to `file`")
-	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "time limit: in VNN-COMP mode of the whole property, model loading included; with --methods bab of each sample's branch and bound (0: none)")
+	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "time limit: in VNN-COMP mode of the whole property, model loading included; otherwise of each sample's work in every method and attack (bab's branch and bound included), a sample out of time being reported unknown (0: none)")
 }
 
 // runVNNLIB is the VNN-COMP mode: it prints the answer to stdout and writes the
