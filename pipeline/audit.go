@@ -13,7 +13,7 @@ package pipeline
 // the attacks on the model (summarizeSmoothing counts its own audit).
 func summarize(rep *Report) {
 	s := &rep.Summary
-	n := float64(len(rep.Samples))
+	n := float64(max(len(rep.Samples), 1)) // an empty shard's accuracies are 0
 	correct, robust, falsified := 0, 0, 0
 	certified := make(map[string]int, len(rep.Methods))
 	smoothing := rep.smoothingMethod() // certifies g, not the model: see SmoothedMethod

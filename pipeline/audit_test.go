@@ -16,7 +16,7 @@ type recordingAttack struct {
 }
 
 func (a recordingAttack) Run(ctx context.Context, m nets.Classifier, x *nets.Tensor, labels []int) (*nets.Tensor, error) {
-	*a.rows = len(labels)
+	*a.rows += len(labels) // over the chunks
 	return a.cornerAttack.Run(ctx, m, x, labels)
 }
 
@@ -29,7 +29,7 @@ func TestAuditAttacksOnCertifiedOnly(t *testing.T) {
 	const r = 0.08
 	run := func(methods []Method) (*Report, int) {
 		t.Helper()
-		rows := -1
+		rows := 0
 		rep, err := Run(context.Background(), Config{
 			Model: m, X: x, Labels: y, Radius: r, Norm: LInf, Domain: dom,
 			Methods: methods,

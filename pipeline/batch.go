@@ -18,9 +18,9 @@ import (
 // CertifyBatch must be safe for concurrent use (several batches run at once), and
 // a sample's certificate must not depend on the other samples of its batch (beyond
 // rounding in the last bits of the margin): which samples share a batch depends on
-// the clean pass and on Config.MethodBatch. The batches themselves are fixed by
-// those two alone, never by timing or the number of workers, so the same run gives
-// the same report bit for bit.
+// the clean pass, their indices and Config.MethodBatch (see Block), never on
+// timing or the number of workers, so the same run gives the same report bit for
+// bit, sharded or not.
 type BatchMethod interface {
 	Method
 	// CertifyBatch returns one certificate per query, in order.
@@ -28,12 +28,41 @@ type BatchMethod interface {
 }
 
 // DefaultMethodBatch is the batch size of a BatchMethod when Config.MethodBatch is 0.
-const DefaultMethodBatch = 32
+const DefaultMethodBatch = Block
 
-// certifyBatches certifies the rows todo with m in consecutive batches of
-// cfg.MethodBatch rows, Workers batches at once, and returns the certificates in
-// the order of todo. The batches are fixed by todo and MethodBatch alone, never by
-// timing or the number of workers. A batch whose time runs out (cfg.SampleTimeout
+// Block is how the pipeline groups samples into calls: a BatchMethod's batches
+// (at the default MethodBatch) and an attack's chunks are the samples whose
+// data-file indices lie in one block [k·Block, (k+1)·Block) (those the stage runs
+// on). Which samples share a call depends on nothing else, so a shard made of
+// whole blocks (certify --shard) makes every call exactly as the whole run does:
+// a batch's bounds are products of matrices whose rounding may depend on the
+// batch's other rows, and a shard's report must equal the whole run's bit for bit.
+const Block = 32
+
+// blocks groups the rows todo into calls of at most size samples whose indices
+// share a block of size consecutive indices, in the order of todo's first row of
+// each block.
+func blocks(samples []Sample, todo []int, size int) [][]int {
+	var out [][]int
+	at := map[int]int{}
+	for _, row := range todo {
+		k := samples[row].Index / size
+		b, ok := at[k]
+		if !ok {
+			b = len(out)
+			at[k] = b
+			out = append(out, nil)
+		}
+		out[b] = append(out[b], row)
+	}
+	return out
+}
+
+// certifyBatches certifies the rows todo with m in batches of at most
+// cfg.MethodBatch rows (the rows of one block of that many indices, see Block),
+// Workers batches at once, and returns the certificates in the order of todo. The
+// batches are fixed by the samples' indices and MethodBatch alone, never by timing,
+// the number of workers or the other samples of the run. A batch whose time runs out (cfg.SampleTimeout
 // per sample of it, or the run's deadline ending work) has unknown certificates.
 func certifyBatches(ctx, work context.Context, cfg Config, m BatchMethod, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
 	name := m.Name()
@@ -41,9 +70,10 @@ func certifyBatches(ctx, work context.Context, cfg Config, m BatchMethod, sample
 	if size <= 0 {
 		size = DefaultMethodBatch
 	}
-	var batches [][2]int
-	for lo := 0; lo < len(todo); lo += size {
-		batches = append(batches, [2]int{lo, min(lo+size, len(todo))})
+	batches := blocks(samples, todo, size)
+	pos := make(map[int]int, len(todo)) // row -> its place in todo
+	for t, row := range todo {
+		pos[row] = t
 	}
 	certs := make([]Certificate, len(todo))
 	errs := make([]error, len(batches))
@@ -60,10 +90,10 @@ func certifyBatches(ctx, work context.Context, cfg Config, m BatchMethod, sample
 		go func() {
 			defer wg.Done()
 			for b := range next {
-				lo, hi := batches[b][0], batches[b][1]
-				qs := make([]Query, hi-lo)
-				for t := lo; t < hi; t++ {
-					qs[t-lo] = query(cfg, samples, todo[t])
+				rows := batches[b]
+				qs := make([]Query, len(rows))
+				for i, row := range rows {
+					qs[i] = query(cfg, samples, row)
 				}
 				var got []Certificate
 				one, err := bounded(ctx, work, cfg.SampleTimeout, len(qs), func(c context.Context) (Certificate, error) {
@@ -86,13 +116,15 @@ func certifyBatches(ctx, work context.Context, cfg Config, m BatchMethod, sample
 					errs[b] = err
 					cancel()
 				case one.Unknown != "":
-					for t := lo; t < hi; t++ {
-						certs[t] = one
+					for _, row := range rows {
+						certs[pos[row]] = one
 					}
 				default:
-					copy(certs[lo:hi], got)
+					for i, row := range rows {
+						certs[pos[row]] = got[i]
+					}
 				}
-				pr.add(hi - lo)
+				pr.add(len(rows))
 			}
 		}()
 	}

@@ -29,22 +29,9 @@ func (r *Report) SmoothingPlot() (*plot.Plot, error) {
 		return nil, fmt.Errorf("plot: randomized smoothing did not run")
 	}
 	n := len(r.Samples)
-	var radii []float64
-	for i := range r.Samples {
-		if smoothCertifiedAt(&r.Samples[i], 0) {
-			radii = append(radii, r.Samples[i].Smoothing.Radius)
-		}
-	}
-	sort.Float64s(radii)
 	curve := r.Summary.SmoothingCurve
 	xmax := curve[len(curve)-1].Radius
-	// Post-step points: the value of point i holds on (x_i, x_{i+1}].
-	steps := plotter.XYs{{X: 0, Y: curveFrac(len(radii), n)}}
-	for i, rad := range radii {
-		steps = append(steps, plotter.XY{X: rad, Y: curveFrac(len(radii)-1-i, n)})
-	}
-	steps = append(steps, plotter.XY{X: xmax, Y: 0})
-	line, err := plotter.NewLine(steps)
+	line, err := plotter.NewLine(smoothingSteps(r.Samples, xmax))
 	if err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
@@ -72,6 +59,30 @@ func (r *Report) SmoothingPlot() (*plot.Plot, error) {
 	p.Y.Min, p.Y.Max = 0, 1
 	p.Add(plotter.NewGrid(), line, sc)
 	return p, nil
+}
+
+// smoothingSteps is the exact certified accuracy of the smoothed classifier,
+// r ↦ #{samples certified at r}/N, on [0, xmax], as the points of a post-step
+// line: the value of point i holds on (x_i, x_{i+1}], so that at a sample's
+// certified radius the sample still counts (certified at r means radius >= r)
+// and just past it the curve falls by 1/N. The last point is at xmax.
+func smoothingSteps(samples []Sample, xmax float64) plotter.XYs {
+	n := len(samples)
+	var radii []float64
+	for i := range samples {
+		if smoothCertifiedAt(&samples[i], 0) {
+			radii = append(radii, samples[i].Smoothing.Radius)
+		}
+	}
+	sort.Float64s(radii)
+	steps := plotter.XYs{{X: 0, Y: curveFrac(len(radii), n)}}
+	for i, rad := range radii {
+		if rad > xmax {
+			break
+		}
+		steps = append(steps, plotter.XY{X: rad, Y: curveFrac(len(radii)-1-i, n)})
+	}
+	return append(steps, plotter.XY{X: xmax, Y: steps[len(steps)-1].Y})
 }
 
 func curveFrac(c, n int) float64 {

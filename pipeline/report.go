@@ -8,7 +8,10 @@ type Report struct {
 	// wrote the report; Command its command line; Parameters every flag's value,
 	// defaults included; Time when the run started (RFC 3339, UTC). With the
 	// files' SHA-256 they are what `certify replay` needs to re-run it.
-	Tool         string            `json:"tool,omitempty"`
+	Tool string `json:"tool,omitempty"`
+	// Shard says which part of a sharded run this report is (absent for a whole
+	// run); Merge joins the parts into the report of the whole run.
+	Shard        *Shard            `json:"shard,omitempty"`
 	Command      []string          `json:"command,omitempty"`
 	Parameters   map[string]string `json:"parameters,omitempty"`
 	Time         string            `json:"time,omitempty"`
@@ -35,6 +38,14 @@ type Report struct {
 	// Samples and Summary above repeat its first entry, so a reader that knows
 	// one radius only reads the first.
 	Sweep []RadiusRun `json:"sweep,omitempty"`
+}
+
+// Shard identifies one shard of a run split over N processes: the samples at
+// positions p (0-based, of the run's samples in data-file order) with p mod N = K.
+type Shard struct {
+	Index   int `json:"index"`   // K, in [0, N)
+	Count   int `json:"count"`   // N
+	Samples int `json:"samples"` // samples of the whole run, all shards together
 }
 
 // RadiusRun is the evaluation at one radius of a sweep.

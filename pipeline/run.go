@@ -108,9 +108,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Clean pass: one batched call; the model parallelises.
 	pr.start(cleanStage, n)
 	start := time.Now()
-	pred, err := predict(cfg.Model, cfg.X, cfg.Labels)
-	if err != nil {
-		return nil, fmt.Errorf("clean pass: %w", err)
+	pred := []int{}
+	if n > 0 { // an empty shard has nothing to predict
+		if pred, err = predict(cfg.Model, cfg.X, cfg.Labels); err != nil {
+			return nil, fmt.Errorf("clean pass: %w", err)
+		}
 	}
 	correct := 0
 	for i := range rep.Samples {
@@ -186,7 +188,7 @@ func (cfg *Config) validate() error {
 	if cfg.Model == nil {
 		return fmt.Errorf("no model")
 	}
-	if cfg.X == nil || cfg.X.Rank() < 1 || cfg.X.Shape[0] < 1 {
+	if cfg.X == nil || cfg.X.Rank() < 1 {
 		return fmt.Errorf("no samples")
 	}
 	n := cfg.X.Shape[0]
@@ -485,20 +487,17 @@ func unknownNote(samples []Sample, stage string) string {
 	return fmt.Sprintf(", %d unknown", n)
 }
 
-// attackChunk is how many rows an attack gets per call. The chunks give the
-// progress display something to count and bound what a per-sample timeout loses;
-// since every row draws its randomness from its sample's index (attacks.WithRows),
-// the chunking does not change what the attack finds.
-const attackChunk = 64
-
-// runAttack runs a on the rows todo of cfg.X, attackChunk rows at a time,
+// runAttack runs a on the rows todo of cfg.X a block at a time (the rows whose
+// indices share a Block: the chunks give the progress display something to count,
+// bound what a per-sample timeout loses, and are the same in a shard as in the
+// whole run; each row draws its randomness from its sample's index,
+// attacks.WithRows, so the chunking does not change what the attack finds),
 // re-checks every returned point against the region and the model, and records
 // per sample whether the attack found an adversarial example. Rows whose time runs
 // out (cfg.SampleTimeout per row of a chunk, or the run's deadline ending work)
 // are recorded as unknown.
 func runAttack(ctx, work context.Context, cfg Config, a Attack, samples []Sample, todo []int, pr *progress) error {
-	for lo := 0; lo < len(todo); lo += attackChunk {
-		rows := todo[lo:min(lo+attackChunk, len(todo))]
+	for _, rows := range blocks(samples, todo, Block) {
 		if err := attackRows(ctx, work, cfg, a, samples, rows); err != nil {
 			return err
 		}

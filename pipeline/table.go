@@ -46,7 +46,25 @@ func (r *Report) WriteTables(w io.Writer, perSample bool) error {
 // falsified, the table of those samples alone, so that they are never hidden), the
 // summary table, the certified accuracy curve of randomized smoothing when it ran,
 // then the warnings, one line each.
+//
+// A sweep over several radii shows, per radius, the samples tables as above (with
+// the radius as heading), then one summary table with a row per radius.
 func (r *Report) WriteTablesWith(w io.Writer, o TableOptions) error {
+	if len(r.Sweep) > 0 {
+		return r.writeSweepTables(w, o)
+	}
+	if err := r.writeSampleTables(w, o, ""); err != nil {
+		return err
+	}
+	if err := r.writeSummaryTable(w, o.Color); err != nil {
+		return err
+	}
+	return r.writeCurveAndWarnings(w, o)
+}
+
+// writeSampleTables writes the per-sample table, or that of the falsified samples
+// alone (see WriteTablesWith), under heading when there is one.
+func (r *Report) writeSampleTables(w io.Writer, o TableOptions, heading string) error {
 	var falsified []Sample
 	for _, s := range r.Samples {
 		if len(s.Falsified) > 0 {
@@ -55,18 +73,22 @@ func (r *Report) WriteTablesWith(w io.Writer, o TableOptions) error {
 	}
 	switch {
 	case o.PerSample || len(r.Samples) <= PerSampleMax:
-		if err := r.writeSampleTable(w, r.Samples, o.Color); err != nil {
-			return err
+		if heading != "" {
+			fmt.Fprintf(w, "%s:\n", heading)
 		}
+		return r.writeSampleTable(w, r.Samples, o.Color)
 	case len(falsified) > 0:
-		fmt.Fprintf(w, "falsified certificates, %d samples:\n", len(falsified))
-		if err := r.writeSampleTable(w, falsified, o.Color); err != nil {
-			return err
+		if heading != "" {
+			heading += ", "
 		}
+		fmt.Fprintf(w, "%sfalsified certificates, %d samples:\n", heading, len(falsified))
+		return r.writeSampleTable(w, falsified, o.Color)
 	}
-	if err := r.writeSummaryTable(w, o.Color); err != nil {
-		return err
-	}
+	return nil
+}
+
+// writeCurveAndWarnings ends the tables: the smoothing curve, then the warnings.
+func (r *Report) writeCurveAndWarnings(w io.Writer, o TableOptions) error {
 	if err := r.writeSmoothingCurve(w); err != nil {
 		return err
 	}
@@ -245,6 +267,11 @@ func (r *Report) summaryRows(color bool) [][]string {
 	rows = append(rows, r.smoothingSummaryRows()...)
 	stages := append(append([]string{cleanStage}, r.Methods...), r.Attacks...)
 	for _, st := range stages {
+		if c := count(func(x *Sample) bool { return x.Unknown[st] != "" }); c > 0 {
+			rows = append(rows, []string{"unknown: " + st, fmt.Sprintf("%d (%s)", c, unknownReasons(r.Samples, st))})
+		}
+	}
+	for _, st := range stages {
 		if sec, ok := s.Seconds[st]; ok {
 			rows = append(rows, []string{"seconds: " + st, strconv.FormatFloat(sec, 'f', 3, 64)})
 		}
@@ -282,4 +309,112 @@ func upper(cells []any) []any {
 		out[i] = strings.ToUpper(fmt.Sprint(c))
 	}
 	return out
+}
+
+// unknownReasons lists the reasons stage gave no answer, with counts, most
+// frequent first: "3 timeout, 1 deadline".
+func unknownReasons(samples []Sample, stage string) string {
+	counts := map[string]int{}
+	for i := range samples {
+		if why := samples[i].Unknown[stage]; why != "" {
+			counts[why]++
+		}
+	}
+	reasons := make([]string, 0, len(counts))
+	for why := range counts {
+		reasons = append(reasons, why)
+	}
+	slices.SortFunc(reasons, func(a, b string) int {
+		if counts[a] != counts[b] {
+			return counts[b] - counts[a]
+		}
+		return strings.Compare(a, b)
+	})
+	for i, why := range reasons {
+		reasons[i] = fmt.Sprintf("%d %s", counts[why], why)
+	}
+	return strings.Join(reasons, ", ")
+}
+
+// writeSweepTables renders a sweep: per radius the samples tables, then the
+// summary by radius, the smoothing curve and the warnings.
+func (r *Report) writeSweepTables(w io.Writer, o TableOptions) error {
+	for _, run := range r.Sweep {
+		if err := r.at(run).writeSampleTables(w, o, fmt.Sprintf("radius %g", run.Radius)); err != nil {
+			return err
+		}
+	}
+	head, rows := r.sweepRows(o.Color)
+	t := newTable(w)
+	t.Header(upper(head)...)
+	for _, row := range rows {
+		if err := t.Append(row); err != nil {
+			return fmt.Errorf("summary by radius: %w", err)
+		}
+	}
+	if err := t.Render(); err != nil {
+		return fmt.Errorf("summary by radius: %w", err)
+	}
+	return r.writeCurveAndWarnings(w, o)
+}
+
+// sweepRows is the summary by radius: a row per run of the sweep with its radius,
+// clean accuracy, empirical accuracy (when attacks ran), certified accuracy per
+// method, falsified certificates (when both ran) and the samples some stage left
+// unknown (when any). color paints a row with falsified certificates red.
+func (r *Report) sweepRows(color bool) ([]any, [][]string) {
+	runs := r.Runs()
+	head := []any{"radius", "clean"}
+	attacks := len(r.Attacks) > 0
+	if attacks {
+		head = append(head, "empirical")
+	}
+	for _, m := range r.Methods {
+		head = append(head, m)
+	}
+	audit := len(r.Methods) > 0 && attacks
+	if audit {
+		head = append(head, "falsified")
+	}
+	unknown := false
+	for _, run := range runs {
+		unknown = unknown || countTrue(run.Samples, func(s *Sample) bool { return len(s.Unknown) > 0 }) > 0
+	}
+	if unknown {
+		head = append(head, "unknown")
+	}
+	pct := func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) }
+	var rows [][]string
+	for _, run := range runs {
+		s := run.Summary
+		row := []string{strconv.FormatFloat(run.Radius, 'g', -1, 64), pct(s.CleanAccuracy)}
+		if attacks {
+			row = append(row, "-")
+			if s.EmpiricalAccuracy != nil {
+				row[len(row)-1] = pct(*s.EmpiricalAccuracy)
+			}
+		}
+		for _, m := range r.Methods {
+			row = append(row, pct(s.CertifiedAccuracy[m]))
+		}
+		bad := false
+		if audit {
+			f := 0
+			if s.FalsifiedCertificates != nil {
+				f = *s.FalsifiedCertificates
+			}
+			row = append(row, strconv.Itoa(f))
+			bad = f > 0
+		}
+		if unknown {
+			row = append(row, strconv.Itoa(countTrue(run.Samples, func(s *Sample) bool { return len(s.Unknown) > 0 })))
+		}
+		if bad && color {
+			for i := range row {
+				row[i] = ansiRed + row[i] + ansiReset
+			}
+		}
+		rows = append(rows, row)
+	}
+	return head, rows
 }

@@ -20,10 +20,11 @@ const (
 	// 2·DefaultBaBBatch children are bounded as one batch.
 	DefaultBaBBatch = 32
 	// DefaultBaBQueue limits the open domains per sample (each holds its
-	// pre-activation bounds): beyond it the search gives up with Unknown.
+	// pre-activation bounds) when BaB.MaxDomains is 0: beyond it the search
+	// gives up with Unknown.
 	DefaultBaBQueue = 50000
-	// babQueueBytes caps the memory of the open domains' bounds per sample;
-	// on wide networks it lowers DefaultBaBQueue.
+	// babQueueBytes caps the memory of the open domains' bounds per sample
+	// when BaB.MaxDomains is 0; on wide networks it lowers DefaultBaBQueue.
 	babQueueBytes = 1 << 30
 	// DefaultBaBIterations is BaB's default of α/β-CROWN steps per bounding.
 	DefaultBaBIterations = 10
@@ -65,10 +66,16 @@ const (
 //     stays open.
 //
 // Verified means every leaf is proven or empty; the margin is then the least
-// proven bound. Unknown comes from the budget: MaxNodes domains, the open-domain
-// limit, Timeout per sample or the context's deadline; its margin is the least
-// bound over the open domains (a lower bound over the region, as the domains
-// cover it) and never below α-CROWN's.
+// proven bound. Unknown comes from the budget, named by Result.Reason: MaxNodes
+// domains bounded (ReasonBaBNodes), MaxDomains open domains (ReasonBaBDomains:
+// the open domains plus the children being bounded never exceed it, so a
+// batch shrinks near the limit), Timeout per sample (ReasonTimeout), a leaf
+// LP over MaxLPNonzeros (ReasonLPSize: that leaf stays open, the search goes
+// on). Its margin is the least bound over the open domains (a lower bound over
+// the region, as the domains cover it) and never below α-CROWN's. When the
+// context ends, VerifyBatch returns its error (the caller decides what a
+// deadline means), checked between bounding calls: one call, and the α-CROWN
+// pass over the batch, run to their end.
 //
 // The network must be a chain of affine maps and ReLUs (extractLPNet); its
 // weights are read off by probing, exact up to rounding.
@@ -86,6 +93,12 @@ type BaB struct {
 	Iterations int
 	// Seed of the falsification's random starts.
 	Seed uint64
+	// MaxDomains limits the open domains held at once per sample (0:
+	// DefaultBaBQueue, lowered on wide networks so that their bounds stay
+	// under 1 GiB).
+	MaxDomains int
+	// MaxLPNonzeros limits the nonzeros of a leaf's LP (0: DefaultMaxLPNonzeros).
+	MaxLPNonzeros int
 }
 
 // Name is "bab".
@@ -113,8 +126,8 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 	if g == nil {
 		return nil, fmt.Errorf("no graph")
 	}
-	if v.MaxNodes < 0 || v.Batch < 0 || v.Timeout < 0 {
-		return nil, fmt.Errorf("node limit %d, batch %d, timeout %v: want ≥ 0", v.MaxNodes, v.Batch, v.Timeout)
+	if v.MaxNodes < 0 || v.Batch < 0 || v.Timeout < 0 || v.MaxDomains < 0 || v.MaxLPNonzeros < 0 {
+		return nil, fmt.Errorf("node limit %d, batch %d, timeout %v, domain limit %d, LP size limit %d: want ≥ 0", v.MaxNodes, v.Batch, v.Timeout, v.MaxDomains, v.MaxLPNonzeros)
 	}
 	if err := r.check(len(specs)); err != nil {
 		return nil, err
@@ -133,6 +146,9 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	out, err := results(g, r, specs, res.Lower)
 	if err != nil {
 		return nil, err
@@ -145,7 +161,7 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			break // out of time: the rest stay Unknown
+			return nil, err
 		}
 		sctx, cancel := ctx, context.CancelFunc(func() {})
 		if v.Timeout > 0 {
@@ -153,6 +169,9 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		}
 		xlo, xhi := r.Lo.Data[i*per:(i+1)*per], r.Hi.Data[i*per:(i+1)*per]
 		cex, err := falsifySpec(sctx, g, shape, xlo, xhi, specs[i], babAttackStarts, babAttackSteps, v.Seed+uint64(i))
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("sample %d: falsification: %w", i, err)
@@ -178,7 +197,11 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		s := babSearch{
 			g: g, net: net, spec: specs[i], shape: shape, vshape: vshape,
 			xlo: xlo, xhi: xhi, soundFP: v.SoundFP,
-			maxNodes: v.MaxNodes, batch: v.Batch, maxQueue: babQueueLimit(lo),
+			maxNodes: v.MaxNodes, batch: v.Batch, maxDomains: v.MaxDomains,
+			maxLP: nonzeroLimit(v.MaxLPNonzeros),
+		}
+		if s.maxDomains == 0 {
+			s.maxDomains = babQueueLimit(lo)
 		}
 		if s.maxNodes == 0 {
 			s.maxNodes = DefaultBaBNodes
@@ -195,6 +218,9 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		got, err := s.run(sctx, lo, hi, res.Lower[i])
 		cancel()
 		got.Nodes = s.nodes
+		if err == nil {
+			err = ctx.Err() // the caller's context ended the search, not Timeout
+		}
 		if err != nil {
 			return nil, fmt.Errorf("sample %d: %w", i, err)
 		}
@@ -259,16 +285,19 @@ func (q *babQueue) Pop() any {
 
 // babSearch is the branch and bound of one sample.
 type babSearch struct {
-	g        *nets.Graph
-	net      *lpNet
-	spec     bounds.Spec
-	shape    []int   // per-sample input shape
-	vshape   [][]int // per-sample shape of each pre-activation value
-	xlo, xhi []float64
-	soundFP  bool
-	maxNodes int
-	batch    int
-	maxQueue int
+	g          *nets.Graph
+	net        *lpNet
+	spec       bounds.Spec
+	shape      []int   // per-sample input shape
+	vshape     [][]int // per-sample shape of each pre-activation value
+	xlo, xhi   []float64
+	soundFP    bool
+	maxNodes   int
+	batch      int
+	maxDomains int // open domains plus the children being bounded
+	maxLP      int // nonzeros of a leaf's LP
+	// lpSkipped records that a leaf's LP was over maxLP (the leaf is stuck).
+	lpSkipped bool
 	// iterations of α/β-CROWN per bounding (0: CROWN with clamps only).
 	iterations int
 	nodes      int
@@ -308,8 +337,18 @@ func (s *babSearch) run(ctx context.Context, lo, hi [][]float64, rootLower []flo
 	if res, err := s.settle(root, q); err != nil || res != nil {
 		return deref(res), err
 	}
+	reason := "" // the budget that ended the search
 	for q.Len() > 0 {
-		if s.nodes >= s.maxNodes || q.Len() > s.maxQueue || ctx.Err() != nil {
+		if s.nodes >= s.maxNodes {
+			reason = ReasonBaBNodes
+		}
+		if q.Len() >= s.maxDomains { // no room for one more child
+			reason = ReasonBaBDomains
+		}
+		if ctx.Err() != nil {
+			reason = ReasonTimeout
+		}
+		if reason != "" {
 			break
 		}
 		// The least bound of the open domains: a lower bound over the region
@@ -317,7 +356,9 @@ func (s *babSearch) run(ctx context.Context, lo, hi [][]float64, rootLower []flo
 		// below its parent's, but the parent's still holds on it).
 		lb := min((*q)[0].bound, s.stuck)
 		var children []babChild
-		for len(children) < 2*s.batch && q.Len() > 0 {
+		// Splitting one domain replaces it by two: the live domains (queue
+		// plus children) grow by one, and must stay within maxDomains.
+		for len(children) < 2*s.batch && q.Len() > 0 && q.Len()+len(children) < s.maxDomains {
 			d := heap.Pop(q).(*babDomain)
 			k, o := d.layer, d.neuron
 			for _, active := range []bool{true, false} {
@@ -353,7 +394,10 @@ func (s *babSearch) run(ctx context.Context, lo, hi [][]float64, rootLower []flo
 	for _, d := range *q {
 		m = min(m, d.bound)
 	}
-	return Result{Verdict: Unknown, Margin: m}, nil
+	if reason == "" && s.lpSkipped {
+		reason = ReasonLPSize
+	}
+	return Result{Verdict: Unknown, Margin: m, Reason: reason}, nil
 }
 
 // settle files a bounded domain: verified domains update verifiedLB, domains
@@ -587,8 +631,16 @@ func (s *babSearch) branch(lo, hi [][]float64, lambda [][]float64) (int, int) {
 // over its bounds, which is the network itself there: rows it proves are
 // proven; else its minimiser is a counterexample, or (within the LP tolerance)
 // the domain stays open as stuck.
+//
+// A leaf whose LP has more than maxLP nonzeros is left stuck at its CROWN bound
+// without building the LP, and the search reports ReasonLPSize if it ends open.
 func (s *babSearch) exactLP(d *babDomain) (*Result, error) {
 	K := len(s.net.pre)
+	if relaxSize(s.net, len(s.xlo), d.lo, d.hi, K, false).Nonzeros > s.maxLP {
+		s.lpSkipped = true
+		s.stuck = min(s.stuck, d.bound)
+		return nil, nil
+	}
 	relax := buildRelax(s.net, s.xlo, s.xhi, d.lo, d.hi, K, false)
 	solver := lp.New()
 	defer solver.Close()

@@ -13,6 +13,9 @@ type lpAffine struct {
 	in int
 	W  []float64
 	b  []float64
+	// nnz is the number of nonzero entries of W: the LP's nonzeros of this map
+	// (relaxSize) without building it.
+	nnz int
 }
 
 // lpNet is a ReLU network in the form the LP relaxation needs: x → affine[0] → z₁
@@ -175,7 +178,11 @@ func affineOf(t *nets.Tensor, dim int) (lpAffine, error) {
 	for i := 0; i < dim; i++ {
 		row := t.Data[(i+1)*m : (i+2)*m]
 		for o, v := range row {
-			a.W[o*dim+i] = v - a.b[o]
+			w := v - a.b[o]
+			a.W[o*dim+i] = w
+			if w != 0 {
+				a.nnz++
+			}
 		}
 	}
 	return a, nil

@@ -32,6 +32,13 @@ import (
 // (extractLPNet), exact up to float64 rounding; SoundFP makes the α-CROWN bounds
 // rigorous but does not account for that rounding.
 //
+// Budget: an LP with more than MaxNonzeros nonzeros is not built (its size is
+// counted first, relaxSize). The sample then keeps α-CROWN's bounds: Verified
+// when they prove it, else Unknown with Reason ReasonLPSize (or Falsified when
+// the centre of its box violates the spec). With All, every LP of the tightening
+// is checked before it is built. The context is checked between LP solves; one
+// solve, and the α-CROWN pass over the batch, run to their end.
+//
 // Supported graphs are chains of affine ops (Gemm, MatMul, Add, Conv,
 // BatchNormalization, Flatten, Reshape, …) and Relu; anything else is an error
 // wrapping bounds.ErrUnsupported naming the node.
@@ -40,6 +47,9 @@ type LP struct {
 	SoundFP bool
 	// All tightens every layer's pre-activation bounds by LP first ("lp-all").
 	All bool
+	// MaxNonzeros limits the nonzeros of the constraint matrix of any one LP
+	// built (0: DefaultMaxLPNonzeros); see LP's budget.
+	MaxNonzeros int
 }
 
 // Name is "lp", or "lp-all" with All.
@@ -60,7 +70,7 @@ func (v LP) Verify(ctx context.Context, g *nets.Graph, r Region, s bounds.Spec) 
 // the centre of its box or the input part of an LP minimiser violates the spec
 // on the real network.
 func (v LP) VerifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []bounds.Spec) ([]Result, error) {
-	lower, points, err := v.bounds(ctx, g, r, specs)
+	lower, points, skipped, err := v.bounds(ctx, g, r, specs)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", v.Name(), err)
 	}
@@ -69,6 +79,9 @@ func (v LP) VerifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []bo
 		return nil, fmt.Errorf("%s: %w", v.Name(), err)
 	}
 	for i := range out {
+		if out[i].Verdict == Unknown && skipped[i] {
+			out[i].Reason = ReasonLPSize
+		}
 		if out[i].Verdict != Unknown || points[i] == nil {
 			continue
 		}
@@ -89,23 +102,30 @@ func (v LP) VerifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []bo
 }
 
 // bounds returns, per sample, the margin of every spec row, max(LP, α-CROWN),
-// and the input part of the LP minimiser of its worst row (clamped into the
-// region; nil when the LP gave none).
-func (v LP) bounds(ctx context.Context, g *nets.Graph, r Region, specs []bounds.Spec) ([][]float64, [][]float64, error) {
+// the input part of the LP minimiser of its worst row (clamped into the
+// region; nil when the LP gave none), and whether the sample's LP was skipped
+// for its size (its margins are then α-CROWN's alone).
+func (v LP) bounds(ctx context.Context, g *nets.Graph, r Region, specs []bounds.Spec) ([][]float64, [][]float64, []bool, error) {
 	lpLower, alpha, points, err := v.lpBounds(ctx, g, r, specs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	skipped := make([]bool, len(lpLower))
 	for i, rows := range lpLower {
+		if rows == nil {
+			lpLower[i], skipped[i] = alpha[i], true
+			continue
+		}
 		for row := range rows {
 			rows[row] = max(rows[row], alpha[i][row])
 		}
 	}
-	return lpLower, points, nil
+	return lpLower, points, skipped, nil
 }
 
 // lpBounds returns the LP bound and the α-CROWN bound of every spec row of every
-// sample, and the LP minimisers of bounds.
+// sample, and the LP minimisers of bounds. A sample whose LP is over
+// MaxNonzeros has nil LP bounds and minimiser.
 func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bounds.Spec) (lpLower, alpha, points [][]float64, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, err
@@ -115,6 +135,9 @@ func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bound
 	}
 	if err := r.check(len(specs)); err != nil {
 		return nil, nil, nil, err
+	}
+	if v.MaxNonzeros < 0 {
+		return nil, nil, nil, fmt.Errorf("LP size limit %d: want ≥ 0 (0: %d)", v.MaxNonzeros, DefaultMaxLPNonzeros)
 	}
 	for i, s := range specs {
 		if err := checkSpec(s); err != nil {
@@ -128,6 +151,9 @@ func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bound
 	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP, IntermediateAlpha: DefaultAlphaIterations}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
 	res, err := bounds.AlphaCROWN(g, bounds.Box{Lo: r.Lo, Hi: r.Hi}, specs, opt)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, err
 	}
 	// CROWN is not monotone in its intermediate bounds, so with optimised
@@ -159,7 +185,7 @@ func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bound
 			hi[k] = append([]float64(nil), box.Hi.Data[i*m:(i+1)*m]...)
 		}
 		xlo, xhi := r.Lo.Data[i*per:(i+1)*per], r.Hi.Data[i*per:(i+1)*per]
-		lpLower[i], points[i], err = v.sample(net, xlo, xhi, lo, hi, specs[i])
+		lpLower[i], points[i], err = v.sample(ctx, net, xlo, xhi, lo, hi, specs[i])
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("sample %d: %w", i, err)
 		}
@@ -169,17 +195,28 @@ func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bound
 
 // sample bounds every row of s over the relaxation of one sample (tightening the
 // pre-activation bounds lo, hi in place first with All), and returns the input
-// part of the minimiser of the worst row.
-func (v LP) sample(net *lpNet, xlo, xhi []float64, lo, hi [][]float64, s bounds.Spec) ([]float64, []float64, error) {
+// part of the minimiser of the worst row. When an LP it needs has more than
+// MaxNonzeros nonzeros it returns nil bounds, without building that LP.
+func (v LP) sample(ctx context.Context, net *lpNet, xlo, xhi []float64, lo, hi [][]float64, s bounds.Spec) ([]float64, []float64, error) {
+	limit := nonzeroLimit(v.MaxNonzeros)
+	K := len(net.pre)
+	if minRelaxNonzeros(net, K) > limit {
+		return nil, nil, nil // not even the affine rows fit: skip the tightening too
+	}
 	solver := lp.New()
 	defer solver.Close()
-	K := len(net.pre)
 	if v.All {
 		for k := 0; k < K; k++ {
-			if err := tightenLayer(solver, net, xlo, xhi, lo, hi, k); err != nil {
+			if relaxSize(net, len(xlo), lo, hi, k, true).Nonzeros > limit {
+				return nil, nil, nil
+			}
+			if err := tightenLayer(ctx, solver, net, xlo, xhi, lo, hi, k); err != nil {
 				return nil, nil, err
 			}
 		}
+	}
+	if relaxSize(net, len(xlo), lo, hi, K, false).Nonzeros > limit {
+		return nil, nil, nil
 	}
 	relax := buildRelax(net, xlo, xhi, lo, hi, K, false)
 	if err := solver.Load(relax.p); err != nil {
@@ -193,6 +230,9 @@ func (v LP) sample(net *lpNet, xlo, xhi []float64, lo, hi [][]float64, s bounds.
 	for row, c := range s.C {
 		if len(c) != len(last.b) {
 			return nil, nil, fmt.Errorf("spec row %d has %d columns, the network %d outputs", row, len(c), len(last.b))
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
 		}
 		// C·y + D = (C·W)·h + (C·b + D), h the last layer's input columns.
 		clear(obj)
@@ -225,7 +265,8 @@ func (v LP) sample(net *lpNet, xlo, xhi []float64, lo, hi [][]float64, s bounds.
 
 // tightenLayer replaces the bounds of every unstable neuron of layer k by its
 // minimum and maximum over the relaxation of the layers before it, where tighter.
-func tightenLayer(solver lp.Solver, net *lpNet, xlo, xhi []float64, lo, hi [][]float64, k int) error {
+// The context is checked before each neuron's pair of solves.
+func tightenLayer(ctx context.Context, solver lp.Solver, net *lpNet, xlo, xhi []float64, lo, hi [][]float64, k int) error {
 	relax := buildRelax(net, xlo, xhi, lo, hi, k, true)
 	if err := solver.Load(relax.p); err != nil {
 		return relaxError(fmt.Sprintf("loading layer %d", k+1), err)
@@ -235,6 +276,9 @@ func tightenLayer(solver lp.Solver, net *lpNet, xlo, xhi []float64, lo, hi [][]f
 		l, u := lo[k][o], hi[k][o]
 		if !(l < 0 && u > 0) {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		col := relax.z[k] + o
 		obj[col] = 1

@@ -47,6 +47,10 @@ type Result struct {
 	// Nodes is the number of domains branch and bound bounded (0 for the
 	// other verifiers, and when BaB needed no search).
 	Nodes int
+	// Reason, when Verdict is Unknown because a budget ran out, says which:
+	// ReasonTimeout, ReasonLPSize, ReasonBaBDomains or ReasonBaBNodes (limits.go).
+	// Empty otherwise, and when the method is just not tight enough.
+	Reason string
 }
 
 // Verifier decides one property: spec s over region r (batch dimension 1) of the

@@ -15,16 +15,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/internal/progress"
+	"github.com/certify-dev/certify/nets"
 	"github.com/certify-dev/certify/pipeline"
 	"github.com/spf13/pflag"
 )
@@ -58,7 +59,8 @@ type options struct {
 	model            string
 	data, labels     string // "" when not given: the defaults are looked for
 	count            int
-	radius           float64
+	radius           float64   // the first of radii
+	radii            []float64 // --radius: one, a list or ranges
 	norm             pipeline.Norm
 	seed             int64
 	jsonPath         string
@@ -73,6 +75,9 @@ type options struct {
 	vnn              vnnOptions       // --vnnlib mode (vnnlib.go)
 	smoothing        smoothingOptions // --methods smoothing (smoothing.go)
 	limits           limitOptions     // resource limits (limits.go)
+	shardFlag        string           // --shard K/N
+	shards           int              // --shards N
+	shard            shard            // the resolved shard (shard.go)
 	// params is every flag's value as parsed, defaults included (the report's
 	// parameters, from which replay rebuilds the command).
 	params map[string]string
@@ -83,6 +88,8 @@ type options struct {
 func usageHead() string {
 	return `usage: certify [flags] MODEL.onnx|DEFENSE.json
        certify replay REPORT.json   (re-run a --json report and compare)
+       certify merge [--json OUT] [--csv F] [--markdown F] SHARD.json...
+                                    (join the --json reports of a --shard run)
 
 Evaluates the classifier MODEL.onnx on the first --count samples of --data: clean
 accuracy, then each certification method and attack within the --norm ball of
@@ -141,14 +148,14 @@ flags:
 }
 
 // newFlags defines the flags on a fresh set, bound to o.
-func newFlags(o *options, known methodSet, domain, methodList, attackList, norm *string) *pflag.FlagSet {
+func newFlags(o *options, known methodSet, domain, methodList, attackList, norm, radius *string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("certify", pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.SetOutput(io.Discard) // errors are reported by runContext
 	fs.StringVar(&o.data, "data", "", "samples, .npy [N, ...sample shape] (default "+cli.DefaultData+")")
 	fs.StringVar(&o.labels, "labels", "", "labels, .npy [N] of class indices (default "+cli.DefaultLabels+")")
 	fs.IntVarP(&o.count, "count", "n", 100, "evaluate the first `n` samples (capped at the data size)")
-	fs.Float64Var(&o.radius, "radius", 0.1, "perturbation radius `r` >= 0")
+	fs.StringVar(radius, "radius", "0.1", "perturbation radius `r` >= 0; or several, one run each, in one report: 0.01,0.02,0.05 or lo:hi:step")
 	fs.StringVar(norm, "norm", string(pipeline.LInf), "perturbation norm: linf or l2")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of every random choice")
 	fs.StringVar(&o.jsonPath, "json", "", "write the report as JSON to `file` (- for stdout, instead of the tables)")
@@ -169,15 +176,22 @@ func newFlags(o *options, known methodSet, domain, methodList, attackList, norm 
 	addVNNFlags(fs, &o.vnn)
 	addSmoothingFlags(fs, &o.smoothing)
 	addLimitFlags(fs, &o.limits)
+	fs.StringVar(&o.shardFlag, "shard", "", "evaluate shard `K/N` only (K from 0): the samples at positions K, K+N, K+2N, ...; merge the shards' --json reports with certify merge (default: from SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX with --shards)")
+	fs.IntVar(&o.shards, "shards", 0, "number of shards `N`, with a Kubernetes Indexed Job's JOB_COMPLETION_INDEX as K")
 	return fs
 }
 
 // parseArgs parses the command line into options. It returns pflag.ErrHelp for
 // -h/--help and a usageError for anything wrong.
 func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error) {
+	return parseArgsEnv(args, stdout, known, os.Getenv)
+}
+
+// parseArgsEnv is parseArgs reading the schedulers' shard index from getenv.
+func parseArgsEnv(args []string, stdout io.Writer, known methodSet, getenv func(string) string) (options, error) {
 	var o options
-	var domain, methodList, attackList, norm string
-	fs := newFlags(&o, known, &domain, &methodList, &attackList, &norm)
+	var domain, methodList, attackList, norm, radius string
+	fs := newFlags(&o, known, &domain, &methodList, &attackList, &norm, &radius)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprint(stdout, usageHead()+fs.FlagUsages())
@@ -198,10 +212,11 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 	if o.count <= 0 {
 		return o, cli.Usagef("--count %d: want at least 1", o.count)
 	}
-	if math.IsNaN(o.radius) || math.IsInf(o.radius, 0) || o.radius < 0 {
-		return o, cli.Usagef("--radius %g: want a finite value >= 0", o.radius)
-	}
 	var err error
+	if o.radii, err = parseRadii(radius); err != nil {
+		return o, cli.Usagef("--radius %v", err)
+	}
+	o.radius = o.radii[0]
 	if o.norm, err = pipeline.ParseNorm(norm); err != nil {
 		return o, cli.Usagef("--norm: %v", err)
 	}
@@ -229,6 +244,15 @@ func parseArgs(args []string, stdout io.Writer, known methodSet) (options, error
 	if err := checkLimitFlags(o.limits); err != nil {
 		return o, err
 	}
+	if o.shard, err = resolveShard(o.shardFlag, o.shards, getenv); err != nil {
+		return o, err
+	}
+	if o.shard.active() {
+		o.params["shard"] = o.shard.String() // also when it came from the environment
+		if o.vnn.property != "" {
+			return o, cli.Usagef("--vnnlib decides one property: it cannot be sharded (shard %s from %s)", o.shard, o.shard.from)
+		}
+	}
 	return o, nil
 }
 
@@ -251,6 +275,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known methodSet) int {
 	if len(args) > 0 && args[0] == "replay" {
 		return runReplay(ctx, args[1:], stdout, stderr, known)
+	}
+	if len(args) > 0 && args[0] == "merge" {
+		return runMerge(args[1:], stdout, stderr, known)
 	}
 	o, err := parseArgs(args, stdout, known)
 	if errors.Is(err, pflag.ErrHelp) {
@@ -287,89 +314,159 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 		return err
 	}
 	o.data, o.labels = in.Data, in.LabelsPath
-	n := in.X.Shape[0]
-
-	so := stageOptions{Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP, Timeout: o.vnn.timeout}
-	so.Smoothing = o.smoothing
-	so.Limits = o.limits
+	total := in.X.Shape[0]
+	x, labels, indices, err := o.shard.take(in.X, in.Labels)
+	if err != nil {
+		return err
+	}
+	n := x.Shape[0]
+	if o.shard.active() {
+		logf("shard %s (from %s): %d of the %d samples", o.shard, o.shard.from, n, total)
+	}
 	if slices.Contains(o.methods, smoothingName) && o.norm != pipeline.L2 {
 		logf("note: smoothing certifies L2 radii: certified.smoothing reads --radius %g as an L2 radius, not %s", o.radius, o.norm)
 	}
-	cfg := pipeline.Config{
-		Model: in.Model, X: in.X, Labels: in.Labels,
-		Radius: o.radius, Norm: o.norm, Domain: o.domain, Seed: o.seed,
+	started := time.Now()
+	base := pipeline.Config{
+		Model: in.Model, X: x, Labels: labels, Indices: indices,
+		Norm: o.norm, Domain: o.domain, Seed: o.seed,
 		ModelPath: o.model, ModelSHA256: in.ModelSHA256,
 		DataPath: o.data, LabelsPath: o.labels,
+		SampleTimeout: o.vnn.timeout,
 	}
-	for _, name := range o.methods {
-		cfg.Methods = append(cfg.Methods, known[name](so))
-	}
-	if cfg.Attacks, cfg.Audit, err = buildAttacks(o); err != nil {
-		return err
+	if o.limits.totalTimeout > 0 {
+		base.Deadline = started.Add(o.limits.totalTimeout)
 	}
 	if !o.quiet {
-		cfg.Progress = progress.New(stderr)
+		base.Progress = progress.New(stderr)
 	}
-	started := time.Now()
-	cfg.SampleTimeout = o.vnn.timeout
-	if o.limits.totalTimeout > 0 {
-		cfg.Deadline = started.Add(o.limits.totalTimeout)
-	}
-	rep, err := pipeline.Run(ctx, cfg)
+	ran := map[float64][]pipeline.Attack{} // per radius, for the sanity checks
+	rep, err := pipeline.RunSweep(ctx, o.radii, func(r float64) (pipeline.Config, error) {
+		cfg := base
+		so := stageOptions{Radius: r, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP, Timeout: o.vnn.timeout,
+			Smoothing: o.smoothing, Limits: o.limits}
+		for _, name := range o.methods {
+			cfg.Methods = append(cfg.Methods, known[name](so))
+		}
+		at := o
+		at.radius = r
+		var err error
+		if cfg.Attacks, cfg.Audit, err = buildAttacks(at); err != nil {
+			return cfg, err
+		}
+		ran[r] = append(append([]pipeline.Attack(nil), cfg.Attacks...), cfg.Audit...)
+		return cfg, nil
+	})
 	if err != nil {
 		return err
 	}
 	if err := recordRun(rep, o, started); err != nil {
 		return err
 	}
-	if len(cfg.Attacks)+len(cfg.Audit) > 0 {
-		if rep.Summary.Warnings, err = attackWarnings(rep, in.Model, in.X, in.Labels, append(cfg.Attacks, cfg.Audit...)); err != nil {
-			return err
+	o.shard.record(rep, total)
+	if rep.Summary.Warnings, err = runWarnings(rep, in.Model, x, labels, ran); err != nil {
+		return err
+	}
+	return writeOutputs(rep, o, stdout, stderr, logf)
+}
+
+// runWarnings are the report's warnings: the attacks' sanity checks (for a sweep,
+// the gradient-masking check at each radius, named by it) and smoothing's.
+func runWarnings(rep *pipeline.Report, model nets.Classifier, x *nets.Tensor, labels []int, ran map[float64][]pipeline.Attack) ([]string, error) {
+	var warnings []string
+	for i, run := range rep.Runs() {
+		if len(ran[run.Radius]) == 0 || x.Shape[0] == 0 { // an empty shard: merge computes them
+			continue
+		}
+		view := *rep
+		view.Samples = run.Samples
+		ws, err := attackWarnings(&view, model, x, labels, ran[run.Radius])
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range ws {
+			switch {
+			case len(rep.Sweep) == 0:
+			case i > 0 && slices.Contains(warnings, w):
+				continue // a sanity check of the model, the same at every radius
+			default:
+				w = fmt.Sprintf("radius %g: %s", run.Radius, w)
+			}
+			if !slices.Contains(warnings, w) {
+				warnings = append(warnings, w)
+			}
 		}
 	}
-	rep.Summary.Warnings = append(rep.Summary.Warnings, smoothingWarnings(rep)...)
+	return append(warnings, smoothingWarnings(rep)...), nil
+}
 
-	if o.jsonPath == "-" {
+// writeOutputs writes the report: the tables (or the JSON) to stdout and every
+// file asked for. A shard writes its files with the shard in their names.
+func writeOutputs(rep *pipeline.Report, o options, stdout, stderr io.Writer, logf func(string, ...any)) error {
+	jsonPath := o.shard.outputPath(o.jsonPath)
+	if jsonPath == "-" {
 		if err := writeJSON(stdout, rep); err != nil {
 			return fmt.Errorf("write report: %w", err)
 		}
 	} else {
-		fmt.Fprintf(stdout, "model %s, %d samples of %s, %s radius %g, domain [%g,%g], seed %d\n",
-			o.model, n, o.data, o.norm, o.radius, o.domain.Lo, o.domain.Hi, o.seed)
+		radius := strconv.FormatFloat(o.radius, 'g', -1, 64)
+		if len(o.radii) > 1 {
+			radius = "radii " + strings.Join(strings.Split(o.params["radius"], ","), ", ")
+		} else {
+			radius = "radius " + radius
+		}
+		shard := ""
+		if o.shard.active() {
+			shard = fmt.Sprintf(" (shard %s)", o.shard)
+		}
+		fmt.Fprintf(stdout, "model %s, %d samples%s of %s, %s %s, domain [%g,%g], seed %d\n",
+			o.model, len(rep.Samples), shard, o.data, o.norm, radius, o.domain.Lo, o.domain.Hi, o.seed)
 		if err := rep.WriteTablesWith(stdout, pipeline.TableOptions{PerSample: o.perSample, Color: colorful(stdout)}); err != nil {
 			return err
 		}
-		if o.jsonPath != "" {
-			if err := writeJSONFile(o.jsonPath, rep); err != nil {
+		if jsonPath != "" {
+			if err := writeJSONFile(jsonPath, rep); err != nil {
 				return err
 			}
-			logf("report written to %s", o.jsonPath)
+			logf("report written to %s", jsonPath)
 		}
 	}
 	for _, out := range []struct {
 		path, what string
 		write      func(io.Writer) error
 	}{{o.csvPath, "per-sample CSV", rep.WriteCSV}, {o.mdPath, "Markdown summary", rep.WriteMarkdown}} {
-		if out.path == "" {
+		path := o.shard.outputPath(out.path)
+		if path == "" {
 			continue
 		}
-		if err := writeFileWith(out.path, out.what, out.write); err != nil {
+		if err := writeFileWith(path, out.what, out.write); err != nil {
 			return err
 		}
-		logf("%s written to %s", out.what, out.path)
+		logf("%s written to %s", out.what, path)
 	}
 	if err := writeSmoothingFiles(o.smoothing, rep, logf); err != nil {
 		return err
 	}
-	if o.jsonPath == "-" {
+	if jsonPath == "-" {
 		for _, w := range rep.Summary.Warnings {
 			logf("warning: %s", w)
 		}
 	}
-	if f := rep.Summary.FalsifiedCertificates; f != nil && *f > 0 {
-		return falsifiedError{*f}
+	if f := falsifiedCount(rep); f > 0 {
+		return falsifiedError{f}
 	}
 	return nil
+}
+
+// falsifiedCount is the number of falsified certificates over every radius.
+func falsifiedCount(rep *pipeline.Report) int {
+	f := 0
+	for _, run := range rep.Runs() {
+		if c := run.Summary.FalsifiedCertificates; c != nil {
+			f += *c
+		}
+	}
+	return f
 }
 
 func writeJSON(w io.Writer, rep *pipeline.Report) error {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -126,7 +127,20 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-x", "m.onnx"}, "unknown shorthand flag: 'x'"},
 		{[]string{"--radius", "-0.1", "m.onnx"}, "--radius -0.1: want a finite value >= 0"},
 		{[]string{"--radius", "NaN", "m.onnx"}, "--radius NaN"},
-		{[]string{"--radius", "big", "m.onnx"}, `invalid argument "big"`},
+		{[]string{"--radius", "big", "m.onnx"}, `--radius "big": not a number`},
+		{[]string{"--radius", "0.1,0.2,0.1", "m.onnx"}, "--radius radius 0.1 given twice"},
+		{[]string{"--radius", "0.3:0.1:0.1", "m.onnx"}, `range "0.3:0.1:0.1": want lo <= hi and step > 0`},
+		{[]string{"--radius", "0:1:0", "m.onnx"}, "step > 0"},
+		{[]string{"--radius", "0:1", "m.onnx"}, "want lo:hi:step"},
+		{[]string{"--radius", "0:100:0.001", "m.onnx"}, "more than 200 radii"},
+		{[]string{"--shard", "3/3", "m.onnx"}, "--shard \"3/3\": K = 3: want 0 <= K < N = 3"},
+		{[]string{"--shard", "1", "m.onnx"}, "want K/N"},
+		{[]string{"--shard", "0/0", "m.onnx"}, "want at least 1 shard"},
+		{[]string{"--shard", "1/4", "--shards", "3", "m.onnx"}, "--shards 3, but --shard says 4 shards"},
+		{[]string{"--shards", "3", "m.onnx"}, "--shards 3 without a shard index"},
+		{[]string{"--total-timeout", "-1s", "m.onnx"}, "--total-timeout -1s: want >= 0"},
+		{[]string{"--max-lp-size", "0", "m.onnx"}, "--max-lp-size 0: want >= 1"},
+		{[]string{"--max-domains", "-3", "m.onnx"}, "--max-domains -3: want >= 1"},
 		{[]string{"--norm", "l1", "m.onnx"}, `unknown norm "l1"`},
 		{[]string{"-n", "0", "m.onnx"}, "--count 0: want at least 1"},
 		{[]string{"--count", "-5", "m.onnx"}, "--count -5"},
@@ -410,6 +424,10 @@ func TestCSVAndMarkdownFiles(t *testing.T) {
 // parameters, which include the output paths and --batch).
 func resultsOnly(rep pipeline.Report) pipeline.Report {
 	rep.Summary.Seconds = nil
+	rep.Sweep = slices.Clone(rep.Sweep)
+	for i := range rep.Sweep {
+		rep.Sweep[i].Summary.Seconds = nil
+	}
 	rep.Time, rep.Command, rep.Parameters = "", nil, nil
 	return rep
 }

@@ -58,7 +58,7 @@ func toolVersion() string {
 // replay leaves them out (it must not overwrite the original run's files) and
 // writes its own JSON.
 func isOutputFlag(name string) bool {
-	return slices.Contains([]string{"json", "csv", "markdown", "curve-csv", "plot", "per-sample", "quiet", "vnnlib-result", "help"}, name)
+	return slices.Contains([]string{"json", "csv", "markdown", "html", "curve-csv", "plot", "per-sample", "quiet", "vnnlib-result", "help"}, name)
 }
 
 // runReplay is `certify replay REPORT.json`: it re-runs the evaluation the report
@@ -101,8 +101,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, kno
 	// The flags whose recorded value is not today's default (flags that only
 	// make sense with others, like smoothing's, must not be given on their own).
 	var o options
-	var s1, s2, s3, s4 string
-	fs := newFlags(&o, known, &s1, &s2, &s3, &s4)
+	var s1, s2, s3, s4, s5 string
+	fs := newFlags(&o, known, &s1, &s2, &s3, &s4, &s5)
 	var rerun []string
 	for _, name := range sortedKeys(orig.Parameters) {
 		fl := fs.Lookup(name)
@@ -121,6 +121,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, kno
 	if code := runWith(ctx, rerun, io.Discard, &errs, known); code != cli.ExitOK && code != exitFalsified {
 		fmt.Fprintf(stderr, "certify: replay: the run failed (exit %d): %s", code, errs.String())
 		return cli.ExitError
+	}
+	if sh := orig.Shard; sh != nil { // a shard writes its files with the shard in their names
+		out = shard{index: sh.Index, count: sh.Count}.outputPath(out)
 	}
 	again, err := readReport(out)
 	if err != nil {
@@ -178,6 +181,10 @@ func reportDiffs(a, b *pipeline.Report) []string {
 		}
 		c.Summary.Seconds = nil
 		c.Samples = nil
+		c.Sweep = slices.Clone(r.Sweep)
+		for i := range c.Sweep {
+			c.Sweep[i].Samples, c.Sweep[i].Summary.Seconds = nil, nil
+		}
 		return c
 	}
 	var diffs []string
@@ -186,14 +193,26 @@ func reportDiffs(a, b *pipeline.Report) []string {
 		ys, _ := json.Marshal(y)
 		diffs = append(diffs, fmt.Sprintf("header or summary: %s\n    now: %s", xs, ys))
 	}
-	if len(a.Samples) != len(b.Samples) {
-		return append(diffs, fmt.Sprintf("%d samples, now %d", len(a.Samples), len(b.Samples)))
+	ra, rb := a.Runs(), b.Runs()
+	if len(ra) != len(rb) {
+		return append(diffs, fmt.Sprintf("%d radii, now %d", len(ra), len(rb)))
 	}
-	for i := range a.Samples {
-		if !reflect.DeepEqual(a.Samples[i], b.Samples[i]) {
-			xs, _ := json.Marshal(a.Samples[i])
-			ys, _ := json.Marshal(b.Samples[i])
-			diffs = append(diffs, fmt.Sprintf("sample %d: %s\n    now: %s", a.Samples[i].Index, xs, ys))
+	for r := range ra {
+		at := ""
+		if len(a.Sweep) > 0 {
+			at = fmt.Sprintf("radius %g: ", ra[r].Radius)
+		}
+		sa, sb := ra[r].Samples, rb[r].Samples
+		if len(sa) != len(sb) {
+			diffs = append(diffs, fmt.Sprintf("%s%d samples, now %d", at, len(sa), len(sb)))
+			continue
+		}
+		for i := range sa {
+			if !reflect.DeepEqual(sa[i], sb[i]) {
+				xs, _ := json.Marshal(sa[i])
+				ys, _ := json.Marshal(sb[i])
+				diffs = append(diffs, fmt.Sprintf("%ssample %d: %s\n    now: %s", at, sa[i].Index, xs, ys))
+			}
 		}
 	}
 	return diffs

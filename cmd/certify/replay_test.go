@@ -67,3 +67,40 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("replay without a report: exit %d %s", code, stderr)
 	}
 }
+
+// Replay re-runs a shard of a sweep as recorded (the shard, every radius) and
+// names a difference by radius and sample.
+func TestReplaySweepShard(t *testing.T) {
+	f := newFixture(t, 40)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.json")
+	args := []string{"--data", f.data, "--labels", f.labels, "--json", out, "--quiet", "-n", "40", "--radius", "0.05,0.1",
+		"--methods", "ibp", "--attacks", "pgd", "--shard", "1/2", f.model}
+	if code, _, stderr := runCmd(args...); code != cli.ExitOK {
+		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
+	}
+	path := filepath.Join(dir, "r.1-of-2.json")
+	rep, err := readReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Shard == nil || rep.Shard.Index != 1 || rep.Shard.Count != 2 || rep.Shard.Samples != 40 || len(rep.Samples) != 8 || len(rep.Sweep) != 2 {
+		t.Fatalf("shard %+v, %d samples, %d radii; want shard 1 of 2 of 40 with the 8 samples 32..39 at 2 radii", rep.Shard, len(rep.Samples), len(rep.Sweep))
+	}
+	if rep.Samples[0].Index != 32 || rep.Sweep[1].Radius != 0.1 {
+		t.Fatalf("first sample %d, second radius %g", rep.Samples[0].Index, rep.Sweep[1].Radius)
+	}
+	code, stdout, stderr := runCmd("replay", path)
+	if code != 0 || !strings.Contains(stdout, "the same report (timings aside), 8 samples") {
+		t.Fatalf("replay: exit %d\n%s%s", code, stdout, stderr)
+	}
+	s := &rep.Sweep[1].Samples[2]
+	s.Label = (s.Label + 1) % 3
+	if err := writeJSONFile(path, rep); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = runCmd("replay", path)
+	if code != 1 || !strings.Contains(stdout, "radius 0.1: sample 34:") {
+		t.Fatalf("replay of a changed sweep: exit %d\n%s", code, stdout)
+	}
+}

@@ -45,13 +45,14 @@ func methods() methodSet {
 			return verifierMethod{verify.AlphaCROWN{SoundFP: o.SoundFP}}
 		},
 		"lp": func(o stageOptions) pipeline.Method {
-			return verifierMethod{verify.LP{SoundFP: o.SoundFP}}
+			return verifierMethod{verify.LP{SoundFP: o.SoundFP, MaxNonzeros: o.Limits.maxLPSize}}
 		},
 		"lp-all": func(o stageOptions) pipeline.Method {
-			return verifierMethod{verify.LP{SoundFP: o.SoundFP, All: true}}
+			return verifierMethod{verify.LP{SoundFP: o.SoundFP, All: true, MaxNonzeros: o.Limits.maxLPSize}}
 		},
 		"bab": func(o stageOptions) pipeline.Method {
-			return verifierMethod{verify.BaB{SoundFP: o.SoundFP, Timeout: o.Timeout, Seed: uint64(o.Seed)}}
+			return verifierMethod{verify.BaB{SoundFP: o.SoundFP, Timeout: o.Timeout, Seed: uint64(o.Seed),
+				MaxDomains: o.Limits.maxDomains, MaxLPNonzeros: o.Limits.maxLPSize}}
 		},
 		smoothingName: func(o stageOptions) pipeline.Method {
 			return smoothingMethod{o: o.Smoothing, domain: o.Domain}

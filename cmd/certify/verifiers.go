@@ -67,6 +67,11 @@ func (m verifierMethod) CertifyBatch(ctx context.Context, model nets.Classifier,
 	out := make([]pipeline.Certificate, len(qs))
 	for i, rs := range res {
 		out[i] = pipeline.Certificate{Certified: rs.Verdict == verify.Verified, Margin: rs.Margin}
+		if rs.Verdict == verify.Unknown {
+			// A budget that ran out ("lp size", "bab domains", "timeout", ...):
+			// the sample is reported unknown for this method.
+			out[i].Unknown = rs.Reason
+		}
 		if rs.Verdict == verify.Falsified {
 			cex, err := misclassified(g, qs[i], rs.Counterexample)
 			if err != nil {
