@@ -202,11 +202,7 @@ func (r *Report) htmlPage(o HTMLOptions) (*htmlPage, error) {
 				"as Figure 1 of Cohen, Rosenfeld & Kolter (2019): the fraction of samples whose smoothed prediction is the label with at least that certified radius.",
 				r.Smoothing.Sigma, r.Smoothing.N0, r.Smoothing.N, r.Smoothing.Alpha)}
 	}
-	g, err := r.htmlGallery(o)
-	if err != nil {
-		return nil, err
-	}
-	p.Gallery = g
+	p.Gallery = r.htmlGallery(o)
 	return p, nil
 }
 
@@ -361,11 +357,11 @@ func gallerySamples(samples []Sample, limit int) []*Sample {
 // htmlGallery is the gallery of the run galleryRun picks: per sample (see
 // gallerySamples) the original, the adversarial example and the perturbation,
 // the attack, and each method's verdict and margin.
-func (r *Report) htmlGallery(o HTMLOptions) (*htmlGallery, error) {
+func (r *Report) htmlGallery(o HTMLOptions) *htmlGallery {
 	run, adv := r.galleryRun()
 	picked := gallerySamples(run.Samples, o.Gallery)
 	if len(picked) == 0 {
-		return nil, nil
+		return nil
 	}
 	lo, hi := 0.0, 1.0
 	if r.Domain[0] < r.Domain[1] {
@@ -436,7 +432,7 @@ func (r *Report) htmlGallery(o HTMLOptions) (*htmlGallery, error) {
 		}
 		g.Cards = append(g.Cards, c)
 	}
-	return g, nil
+	return g
 }
 
 // verdict is a method's answer for a sample, in words, and its CSS class.

@@ -153,6 +153,7 @@ func TestHTMLInBrowser(t *testing.T) {
 	if load.Total != 1 || load.Loaded != 0 || len(got) < 2 {
 		t.Fatalf("broken page: %d of %d images loaded, problems %q: the checks would miss a broken report", load.Loaded, load.Total, got)
 	}
+	t.Logf("the broken page's problems, as they should be: %q", got)
 
 	load = open(good)
 	if load.Total != wantImages || load.Loaded != wantImages {

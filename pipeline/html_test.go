@@ -449,6 +449,10 @@ func TestHTMLNoImages(t *testing.T) {
 	if err := r.WriteHTML(io.Discard, HTMLOptions{Gallery: -1}); err == nil {
 		t.Error("a negative gallery should be an error")
 	}
+	// A report of no samples (accuracies 0/0) is still a page.
+	empty := &Report{Methods: []string{"crown"}, Attacks: []string{"pgd"}}
+	summarize(empty)
+	parseHTML(t, writeHTMLString(t, empty, HTMLOptions{}))
 }
 
 // Text from the report is escaped: a model path with markup shows as text.
@@ -502,7 +506,7 @@ func TestHTMLSmoothing(t *testing.T) {
 	}
 }
 
-func TestGallerySelection(t *testing.T) {
+func TestHTMLGallerySelection(t *testing.T) {
 	r, _ := htmlReport(6)
 	run, adv := r.galleryRun()
 	if run.Radius != 0.2 || !adv {

@@ -73,16 +73,19 @@ func (r *Report) sortedRuns() []RadiusRun {
 // radius (all methods but randomized smoothing, whose certificate is of another
 // classifier); and, when smoothing ran, the smoothed classifier's exact certified
 // accuracy by L2 radius, from the samples of the first run (it does not depend on
-// the sweep's radius), up to the figure's right edge xmax.
+// the sweep's radius), up to the figure's right edge xmax. Accuracies that are no
+// number (a run of no samples) are left out.
 func (r *Report) radiusSeries(xmax float64) []series {
 	runs := r.sortedRuns()
 	first := r.Runs()[0]
-	out := []series{{name: "clean", kind: referenceSeries,
-		pts: plotter.XYs{{X: 0, Y: first.Summary.CleanAccuracy}, {X: xmax, Y: first.Summary.CleanAccuracy}}}}
+	var out []series
+	if c := first.Summary.CleanAccuracy; finite(c) {
+		out = append(out, series{name: "clean", kind: referenceSeries, pts: plotter.XYs{{X: 0, Y: c}, {X: xmax, Y: c}}})
+	}
 
 	var emp plotter.XYs
 	for _, run := range runs {
-		if a := run.Summary.EmpiricalAccuracy; a != nil {
+		if a := run.Summary.EmpiricalAccuracy; a != nil && finite(*a) {
 			emp = append(emp, plotter.XY{X: run.Radius, Y: *a})
 		}
 	}
@@ -97,7 +100,7 @@ func (r *Report) radiusSeries(xmax float64) []series {
 	for _, m := range r.tableMethods() {
 		var pts plotter.XYs
 		for _, run := range runs {
-			if a, ok := run.Summary.CertifiedAccuracy[m]; ok {
+			if a, ok := run.Summary.CertifiedAccuracy[m]; ok && finite(a) {
 				pts = append(pts, plotter.XY{X: run.Radius, Y: a})
 			}
 		}
@@ -118,6 +121,10 @@ func (r *Report) radiusSeries(xmax float64) []series {
 	}
 	return out
 }
+
+// finite reports whether an accuracy can be drawn: a run of no samples has
+// accuracies 0/0, which are no point of the figure.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // normLabel names the radius of norm for an axis.
 func normLabel(norm Norm) string {
