@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -430,4 +433,53 @@ func resultsOnly(rep pipeline.Report) pipeline.Report {
 	}
 	rep.Time, rep.Command, rep.Parameters = "", nil, nil
 	return rep
+}
+
+// --total-timeout ends the run's work: every correctly classified sample is
+// unknown for every stage, the report is written, and the run succeeds.
+func TestTotalTimeout(t *testing.T) {
+	f := newFixture(t, 12)
+	rep, _, out := f.report(t, "--total-timeout", "1ns", "--methods", "ibp,crown", "--attacks", "pgd")
+	correct := 0
+	for _, s := range rep.Samples {
+		if !s.Correct() {
+			continue
+		}
+		correct++
+		want := map[string]string{"ibp": "deadline", "crown": "deadline", "pgd": "deadline"}
+		if !reflect.DeepEqual(s.Unknown, want) {
+			t.Errorf("sample %d: unknown %v, want %v", s.Index, s.Unknown, want)
+		}
+	}
+	if u := rep.Summary.Unknown; correct == 0 || u["ibp"] != correct || u["pgd"] != correct {
+		t.Errorf("summary unknown %v, want %d each", u, correct)
+	}
+	if !strings.Contains(out, "unknown: ibp") || !strings.Contains(out, fmt.Sprintf("%d (%d deadline)", correct, correct)) {
+		t.Errorf("the tables do not show the unknown samples:\n%s", out)
+	}
+}
+
+// A sweep over radii: one report with a run per radius, each equal to the
+// single run at that radius (results aside from the run record), and a summary
+// table by radius.
+func TestSweepRun(t *testing.T) {
+	f := newFixture(t, 12)
+	common := []string{"--methods", "ibp", "--attacks", "fgsm,pgd"}
+	rep, _, out := f.report(t, append([]string{"--radius", "0.02:0.06:0.02"}, common...)...)
+	if len(rep.Sweep) != 3 || rep.Sweep[2].Radius != 0.06 {
+		t.Fatalf("sweep of %d radii: %+v", len(rep.Sweep), rep.Sweep)
+	}
+	for _, run := range rep.Sweep {
+		one, _, _ := f.report(t, append([]string{"--radius", strconv.FormatFloat(run.Radius, 'g', -1, 64)}, common...)...)
+		run.Summary.Seconds, one.Summary.Seconds = nil, nil
+		run.Summary.Warnings = one.Summary.Warnings
+		if !reflect.DeepEqual(run.Samples, one.Samples) || !reflect.DeepEqual(run.Summary, one.Summary) {
+			t.Errorf("radius %g: the sweep's run differs from the single run", run.Radius)
+		}
+	}
+	for _, want := range []string{"radii 0.02:0.06:0.02", "RADIUS", "0.04", "EMPIRICAL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
 }
