@@ -5,9 +5,10 @@ GO      ?= go
 PKGS    := ./...
 # Debian packages: OpenBLAS (the default BLAS) and COIN-OR CLP (the LP solver); `-tags
 # purego` builds without either;
-# the ONNX backend conformance suite, and
-# python3-onnx for onnx.checker on exported models.
-APT_PKGS := libopenblas-dev coinor-libclp-dev pkg-config libonnx-testdata python3-onnx
+# the ONNX backend conformance suite,
+# python3-onnx for onnx.checker on exported models, and Chromium, in which the
+# tests open the HTML report (headless).
+APT_PKGS := libopenblas-dev coinor-libclp-dev pkg-config libonnx-testdata python3-onnx chromium
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test deps vet bench demo models zoo fuzz vnncomp clean
@@ -33,8 +34,10 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# CERTIFY_REQUIRE_BROWSER: the HTML report's browser tests fail, not skip, without
+# Chromium.
 test: deps vet
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	CERTIFY_REQUIRE_BROWSER=1 $(GO) test -count=1 -timeout 20m $(PKGS)
 
 bench:
 	$(GO) test -run XXX -bench . -benchtime 2s ./nets/ ./bounds/ ./attacks/

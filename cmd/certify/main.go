@@ -65,6 +65,8 @@ type options struct {
 	seed             int64
 	jsonPath         string
 	csvPath, mdPath  string // --csv, --markdown
+	plotPath         string // --plot
+	htmlPath         string // --html
 	methods, attacks []string
 	domain           pipeline.Domain
 	perSample, quiet bool
@@ -161,6 +163,8 @@ func newFlags(o *options, known methodSet, domain, methodList, attackList, norm,
 	fs.StringVar(&o.jsonPath, "json", "", "write the report as JSON to `file` (- for stdout, instead of the tables)")
 	fs.StringVar(&o.csvPath, "csv", "", "write one row per sample as CSV to `file`")
 	fs.StringVar(&o.mdPath, "markdown", "", "write the summary as a Markdown table to `file`")
+	fs.StringVar(&o.plotPath, "plot", "", "draw certified accuracy per method and empirical accuracy versus radius (and smoothing's curve) into `FILE.png`")
+	fs.StringVar(&o.htmlPath, "html", "", "write a self-contained HTML report to `file`: summary, curves, and a gallery of samples with their adversarial examples and verdicts")
 	fs.StringVar(methodList, "methods", none, "certification methods, comma separated, or none; valid: "+strings.Join(stageNames(known), ", "))
 	fs.StringVar(attackList, "attacks", none, "attacks, comma separated, default (the strong suite) or none; valid: "+strings.Join(stageNames(attackNames()), ", "))
 	fs.IntVar(&o.attackOpts.Steps, "pgd-steps", 0, "iterations of pgd and the other iterative attacks (0: each attack's default, pgd 40)")
@@ -340,7 +344,8 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 	if !o.quiet {
 		base.Progress = progress.New(stderr)
 	}
-	ran := map[float64][]pipeline.Attack{} // per radius, for the sanity checks
+	base.KeepAdversarial = o.htmlPath != "" // for the gallery
+	ran := map[float64][]pipeline.Attack{}  // per radius, for the sanity checks
 	rep, err := pipeline.RunSweep(ctx, o.radii, func(r float64) (pipeline.Config, error) {
 		cfg := base
 		so := stageOptions{Radius: r, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP, Timeout: o.vnn.timeout,
@@ -367,7 +372,22 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 	if rep.Summary.Warnings, err = runWarnings(rep, in.Model, x, labels, ran); err != nil {
 		return err
 	}
-	return writeOutputs(rep, o, stdout, stderr, logf)
+	return writeOutputs(rep, o, galleryInputs(x, indices), stdout, logf)
+}
+
+// galleryInputs are the HTML gallery's pictures: the samples x, by index
+// (indices[i] the index of row i; nil: 0..n-1).
+func galleryInputs(x *nets.Tensor, indices []int) pipeline.HTMLOptions {
+	o := pipeline.HTMLOptions{Inputs: map[int][]float64{}, Shape: x.Shape[1:]}
+	n := x.Shape[0]
+	for i := 0; i < n; i++ {
+		ix := i
+		if indices != nil {
+			ix = indices[i]
+		}
+		o.Inputs[ix] = x.Row(i).Data
+	}
+	return o
 }
 
 // runWarnings are the report's warnings: the attacks' sanity checks (for a sweep,
@@ -401,8 +421,9 @@ func runWarnings(rep *pipeline.Report, model nets.Classifier, x *nets.Tensor, la
 }
 
 // writeOutputs writes the report: the tables (or the JSON) to stdout and every
-// file asked for. A shard writes its files with the shard in their names.
-func writeOutputs(rep *pipeline.Report, o options, stdout, stderr io.Writer, logf func(string, ...any)) error {
+// file asked for (gallery has the HTML report's pictures). A shard writes its
+// files with the shard in their names.
+func writeOutputs(rep *pipeline.Report, o options, gallery pipeline.HTMLOptions, stdout io.Writer, logf func(string, ...any)) error {
 	jsonPath := o.shard.outputPath(o.jsonPath)
 	if jsonPath == "-" {
 		if err := writeJSON(stdout, rep); err != nil {
@@ -434,7 +455,12 @@ func writeOutputs(rep *pipeline.Report, o options, stdout, stderr io.Writer, log
 	for _, out := range []struct {
 		path, what string
 		write      func(io.Writer) error
-	}{{o.csvPath, "per-sample CSV", rep.WriteCSV}, {o.mdPath, "Markdown summary", rep.WriteMarkdown}} {
+	}{
+		{o.csvPath, "per-sample CSV", rep.WriteCSV},
+		{o.mdPath, "Markdown summary", rep.WriteMarkdown},
+		{o.plotPath, "accuracy-versus-radius plot", rep.WriteRadiusPNG},
+		{o.htmlPath, "HTML report", func(w io.Writer) error { return rep.WriteHTML(w, gallery) }},
+	} {
 		path := o.shard.outputPath(out.path)
 		if path == "" {
 			continue

@@ -26,6 +26,8 @@ func runMerge(args []string, stdout, stderr io.Writer, known methodSet) int {
 	fs.StringVar(&out.jsonPath, "json", "", "write the merged report as JSON to `file` (- for stdout, instead of the tables)")
 	fs.StringVar(&out.csvPath, "csv", "", "write one row per sample as CSV to `file`")
 	fs.StringVar(&out.mdPath, "markdown", "", "write the summary as a Markdown table to `file`")
+	fs.StringVar(&out.plotPath, "plot", "", "draw accuracy versus radius into `FILE.png`")
+	fs.StringVar(&out.htmlPath, "html", "", "write the HTML report to `file` (its gallery has no adversarial examples: the shards' reports do not keep them)")
 	fs.BoolVar(&out.perSample, "per-sample", false, "print the per-sample table however many samples")
 	fs.BoolVarP(&out.quiet, "quiet", "q", false, "no messages on stderr")
 	usage := func(err error) int {
@@ -42,13 +44,14 @@ func runMerge(args []string, stdout, stderr io.Writer, known methodSet) int {
 	if fs.NArg() == 0 {
 		return usage(fmt.Errorf("no shard reports given"))
 	}
-	rep, o, err := mergeReports(fs.Args(), stdout, known)
+	rep, o, gallery, err := mergeReports(fs.Args(), stdout, known)
 	if err != nil {
 		fmt.Fprintf(stderr, "certify merge: %v\n", err)
 		return cli.ExitError
 	}
-	o.jsonPath, o.csvPath, o.mdPath, o.perSample, o.quiet = out.jsonPath, out.csvPath, out.mdPath, out.perSample, out.quiet
-	o.smoothing.CurveCSV, o.smoothing.Plot = "", ""
+	o.jsonPath, o.csvPath, o.mdPath, o.plotPath, o.htmlPath = out.jsonPath, out.csvPath, out.mdPath, out.plotPath, out.htmlPath
+	o.perSample, o.quiet = out.perSample, out.quiet
+	o.smoothing.CurveCSV = ""
 	o.shard = shard{count: 1}
 	logf := func(format string, args ...any) {
 		if !o.quiet {
@@ -56,7 +59,7 @@ func runMerge(args []string, stdout, stderr io.Writer, known methodSet) int {
 		}
 	}
 	logf("merged %d shards: %d samples", len(fs.Args()), len(rep.Samples))
-	if err := writeOutputs(rep, o, stdout, stderr, logf); err != nil {
+	if err := writeOutputs(rep, o, gallery, stdout, logf); err != nil {
 		fmt.Fprintf(stderr, "certify merge: %v\n", err)
 		if errors.As(err, new(falsifiedError)) {
 			return exitFalsified
@@ -67,41 +70,44 @@ func runMerge(args []string, stdout, stderr io.Writer, known methodSet) int {
 }
 
 // mergeReports reads and merges the shard reports at paths, recomputes the
-// warnings, and returns the merged report with the options of the run it records.
-func mergeReports(paths []string, stdout io.Writer, known methodSet) (*pipeline.Report, options, error) {
+// warnings, and returns the merged report with the options of the run it records
+// and its samples for the HTML gallery.
+func mergeReports(paths []string, stdout io.Writer, known methodSet) (*pipeline.Report, options, pipeline.HTMLOptions, error) {
+	var none pipeline.HTMLOptions
 	parts := make([]*pipeline.Report, len(paths))
 	for i, p := range paths {
 		r, err := readReport(p)
 		if err != nil {
-			return nil, options{}, err
+			return nil, options{}, none, err
 		}
 		if r.Shard == nil {
-			return nil, options{}, fmt.Errorf("%s: not the report of a shard (no \"shard\" field)", p)
+			return nil, options{}, none, fmt.Errorf("%s: not the report of a shard (no \"shard\" field)", p)
 		}
 		if len(r.Parameters) == 0 {
-			return nil, options{}, fmt.Errorf("%s: records no parameters (written by an older certify?)", p)
+			return nil, options{}, none, fmt.Errorf("%s: records no parameters (written by an older certify?)", p)
 		}
 		unshard(r)
 		parts[i] = r
 	}
 	rep, err := pipeline.Merge(parts)
 	if err != nil {
-		return nil, options{}, err
+		return nil, options{}, none, err
 	}
 	// The run's options, from its parameters, as replay rebuilds them.
 	args, err := paramArgs(rep.Parameters, known)
 	if err != nil {
-		return nil, options{}, err
+		return nil, options{}, none, err
 	}
 	o, err := parseArgsEnv(append(args, rep.Model), stdout, known, func(string) string { return "" })
 	if err != nil {
-		return nil, options{}, fmt.Errorf("the shards' parameters: %w", err)
+		return nil, options{}, none, fmt.Errorf("the shards' parameters: %w", err)
 	}
 	o.args, o.data, o.labels = rep.Command[1:], rep.Data, rep.Labels
-	if err := recomputeWarnings(rep, o, known); err != nil {
-		return nil, options{}, err
+	in, err := recomputeWarnings(rep, o)
+	if err != nil {
+		return nil, options{}, none, err
 	}
-	return rep, o, nil
+	return rep, o, galleryInputs(in.X, nil), nil
 }
 
 // unshard removes from a shard's report what says which shard it is besides
@@ -152,25 +158,25 @@ func paramArgs(params map[string]string, known methodSet) ([]string, error) {
 // recomputeWarnings loads the run's model and samples (checking their SHA-256
 // against the report) and recomputes the warnings from all of them, as the
 // unsharded run does.
-func recomputeWarnings(rep *pipeline.Report, o options, known methodSet) error {
+func recomputeWarnings(rep *pipeline.Report, o options) (*cli.Loaded, error) {
 	in, err := cli.Load(cli.Source{Model: rep.Model, Data: rep.Data, Labels: rep.Labels, Count: o.count, Lo: o.domain.Lo, Hi: o.domain.Hi})
 	if err != nil {
-		return fmt.Errorf("recomputing the warnings needs the run's files: %w", err)
+		return nil, fmt.Errorf("recomputing the warnings needs the run's files: %w", err)
 	}
 	if in.ModelSHA256 != rep.ModelSHA256 {
-		return fmt.Errorf("model %s has changed since the shards ran (sha256 %s, the reports' %s)", rep.Model, in.ModelSHA256, rep.ModelSHA256)
+		return nil, fmt.Errorf("model %s has changed since the shards ran (sha256 %s, the reports' %s)", rep.Model, in.ModelSHA256, rep.ModelSHA256)
 	}
 	for _, f := range []struct{ path, want string }{{rep.Data, rep.DataSHA256}, {rep.Labels, rep.LabelsSHA256}} {
 		got, err := cli.FileSHA256(f.path)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if got != f.want {
-			return fmt.Errorf("%s has changed since the shards ran (sha256 %s, the reports' %s)", f.path, got, f.want)
+			return nil, fmt.Errorf("%s has changed since the shards ran (sha256 %s, the reports' %s)", f.path, got, f.want)
 		}
 	}
 	if in.X.Shape[0] != len(rep.Samples) {
-		return fmt.Errorf("the run's --count gives %d samples, the shards hold %d", in.X.Shape[0], len(rep.Samples))
+		return nil, fmt.Errorf("the run's --count gives %d samples, the shards hold %d", in.X.Shape[0], len(rep.Samples))
 	}
 	ran := map[float64][]pipeline.Attack{}
 	for _, run := range rep.Runs() {
@@ -178,10 +184,10 @@ func recomputeWarnings(rep *pipeline.Report, o options, known methodSet) error {
 		at.radius = run.Radius
 		suite, audit, err := buildAttacks(at)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ran[run.Radius] = slices.Concat(suite, audit)
 	}
 	rep.Summary.Warnings, err = runWarnings(rep, in.Model, in.X, in.Labels, ran)
-	return err
+	return in, err
 }

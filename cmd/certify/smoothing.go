@@ -37,7 +37,7 @@ type smoothingOptions struct {
 	// AttackSteps and AttackNoise are the steps T and noise draws m per step of
 	// the smoothing audit (smoothAdv); AttackSteps 0 turns the audit off.
 	AttackSteps, AttackNoise int
-	CurveCSV, Plot           string // output files, "" for none
+	CurveCSV                 string // output file, "" for none (--plot, which draws the curve too, is certify's)
 }
 
 // addSmoothingFlags defines the flags of randomized smoothing on fs.
@@ -50,7 +50,6 @@ func addSmoothingFlags(fs *pflag.FlagSet, o *smoothingOptions) {
 	fs.IntVar(&o.AttackSteps, "smoothing-attack-steps", defaultSmoothAttackSteps, "smoothing audit: PGD steps on the smoothed classifier per certified sample (0: no audit)")
 	fs.IntVar(&o.AttackNoise, "smoothing-attack-noise", defaultSmoothAttackNoise, "smoothing audit: noise draws `m` averaged per PGD step")
 	fs.StringVar(&o.CurveCSV, "curve-csv", "", "smoothing: write the certified accuracy curve to `file` as CSV (radius,certified_accuracy)")
-	fs.StringVar(&o.Plot, "plot", "", "smoothing: draw the certified accuracy curve into `FILE.png`")
 }
 
 // smoothingHelp is the paragraph of the usage text on randomized smoothing.
@@ -98,7 +97,7 @@ func checkSmoothingFlags(o options, fs *pflag.FlagSet) error {
 		return cli.Usagef("--smoothing-attack-noise %d: want at least 1", so.AttackNoise)
 	}
 	if !slices.Contains(o.methods, smoothingName) {
-		for _, name := range []string{"sigma", "n0", "n", "alpha", "batch", "smoothing-attack-steps", "smoothing-attack-noise", "curve-csv", "plot"} {
+		for _, name := range []string{"sigma", "n0", "n", "alpha", "batch", "smoothing-attack-steps", "smoothing-attack-noise", "curve-csv"} {
 			if fs.Changed(name) {
 				return cli.Usagef("--%s is a flag of randomized smoothing: give --methods %s", name, smoothingName)
 			}
@@ -192,14 +191,13 @@ func smoothingWarnings(rep *pipeline.Report) []string {
 		"(see samples[].smoothing.attack)", a.Changed, a.Attacked, 100*float64(a.Changed)/float64(a.Attacked), a.Alpha, 2*a.Alpha*float64(a.Attacked))}
 }
 
-// writeSmoothingFiles writes --curve-csv and --plot.
+// writeSmoothingFiles writes --curve-csv.
 func writeSmoothingFiles(o smoothingOptions, rep *pipeline.Report, logf func(string, ...any)) error {
 	for _, out := range []struct {
 		path  string
 		write func(*os.File) error
 	}{
 		{o.CurveCSV, func(f *os.File) error { return rep.WriteSmoothingCSV(f) }},
-		{o.Plot, func(f *os.File) error { return rep.WriteSmoothingPNG(f) }},
 	} {
 		if out.path == "" {
 			continue

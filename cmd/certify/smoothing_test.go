@@ -449,7 +449,6 @@ func TestSmoothingFlagErrors(t *testing.T) {
 		{[]string{"--methods", "smoothing", "--batch", "0"}, "--batch 0: want at least 1"},
 		{[]string{"--methods", "smoothing", "--smoothing-attack-steps", "-1"}, "--smoothing-attack-steps -1"},
 		{[]string{"--methods", "smoothing", "--smoothing-attack-noise", "0"}, "--smoothing-attack-noise 0"},
-		{[]string{"--methods", "ibp", "--plot", "c.png"}, "--plot is a flag of randomized smoothing: give --methods smoothing"},
 		{[]string{"--curve-csv", "c.csv"}, "--curve-csv is a flag of randomized smoothing"},
 		{[]string{"--n", "500"}, "--n is a flag of randomized smoothing"},
 		{[]string{"--sigma", "0.5"}, "--sigma is a flag of randomized smoothing"},
