@@ -3,7 +3,7 @@
 
 GO      ?= go
 PKGS    := ./...
-# Debian packages: OpenBLAS (the default BLAS) and COIN-OR CLP (the LP solver); `-tags
+# Debian packages (installed by `make deps`, which demo and test run first): OpenBLAS (the default BLAS) and COIN-OR CLP (the LP solver); `-tags
 # purego` builds without either;
 # the ONNX backend conformance suite,
 # python3-onnx for onnx.checker on exported models, and Chromium, in which the
@@ -42,7 +42,7 @@ test: deps vet
 bench:
 	$(GO) test -run XXX -bench . -benchtime 2s ./nets/ ./bounds/ ./attacks/
 
-demo: build
+demo: deps build
 	./bin/certify --radius 0.02 -n 100 --methods ibp,crown,alpha-crown --attacks default testdata/mnist_mlp.onnx
 
 # vnncomp runs every VNN-COMP instance of ../shared/benchmarks/vnncomp with a
