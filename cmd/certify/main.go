@@ -345,11 +345,15 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 		base.Progress = progress.New(stderr)
 	}
 	base.KeepAdversarial = o.htmlPath != "" // for the gallery
-	ran := map[float64][]pipeline.Attack{}  // per radius, for the sanity checks
+	smoothingOpts := o.smoothing
+	if len(o.radii) > 1 {
+		smoothingOpts.cache = newSmoothingCache() // one CERTIFY per sample for all radii
+	}
+	ran := map[float64][]pipeline.Attack{} // per radius, for the sanity checks
 	rep, err := pipeline.RunSweep(ctx, o.radii, func(r float64) (pipeline.Config, error) {
 		cfg := base
 		so := stageOptions{Radius: r, Norm: o.norm, Domain: o.domain, Seed: o.seed, SoundFP: o.soundFP, Timeout: o.vnn.timeout,
-			Smoothing: o.smoothing, Limits: o.limits}
+			Smoothing: smoothingOpts, Limits: o.limits}
 		for _, name := range o.methods {
 			cfg.Methods = append(cfg.Methods, known[name](so))
 		}

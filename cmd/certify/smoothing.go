@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
@@ -38,6 +39,63 @@ type smoothingOptions struct {
 	// the smoothing audit (smoothAdv); AttackSteps 0 turns the audit off.
 	AttackSteps, AttackNoise int
 	CurveCSV                 string // output file, "" for none (--plot, which draws the curve too, is certify's)
+	// cache, when set, is shared by the smoothing methods of a sweep's radii.
+	cache *smoothingCache
+}
+
+// smoothingCache keeps each sample's CERTIFY result and audit across the radii of
+// a sweep: neither depends on --radius (CERTIFY's noise comes from the sample's
+// seed, the audit attacks within the certified radius), only whether the sample
+// counts as certified does. A sweep then costs one smoothing run, not one per
+// radius, and gives what separate runs at each radius give.
+type smoothingCache struct {
+	mu     sync.Mutex
+	certs  map[int]smoothing.Certificate
+	audits map[int]pipeline.SmoothingAttack
+}
+
+func newSmoothingCache() *smoothingCache {
+	return &smoothingCache{certs: map[int]smoothing.Certificate{}, audits: map[int]pipeline.SmoothingAttack{}}
+}
+
+// certify is CERTIFY of sample index, computed by f once.
+func (c *smoothingCache) certify(index int, f func() (smoothing.Certificate, error)) (smoothing.Certificate, error) {
+	if c == nil {
+		return f()
+	}
+	c.mu.Lock()
+	got, ok := c.certs[index]
+	c.mu.Unlock()
+	if ok {
+		return got, nil
+	}
+	got, err := f()
+	if err == nil {
+		c.mu.Lock()
+		c.certs[index] = got
+		c.mu.Unlock()
+	}
+	return got, err
+}
+
+// audit is the smoothing audit of sample index, computed by f once.
+func (c *smoothingCache) audit(index int, f func() (*pipeline.SmoothingAttack, error)) (*pipeline.SmoothingAttack, error) {
+	if c == nil {
+		return f()
+	}
+	c.mu.Lock()
+	got, ok := c.audits[index]
+	c.mu.Unlock()
+	if ok {
+		return &got, nil
+	}
+	a, err := f()
+	if err == nil && a != nil {
+		c.mu.Lock()
+		c.audits[index] = *a
+		c.mu.Unlock()
+	}
+	return a, err
 }
 
 // addSmoothingFlags defines the flags of randomized smoothing on fs.
@@ -139,14 +197,16 @@ func (m smoothingMethod) Certify(ctx context.Context, model nets.Classifier, q p
 	}
 	s := smoothing.Smoothed{Base: model, Sigma: m.o.Sigma, Batch: m.o.Batch}
 	seed := uint64(q.Seed)
-	c, err := s.Certify(q.X, m.o.N0, m.o.N, m.o.Alpha, smoothing.SampleRand(seed, streamCertify))
+	c, err := m.o.cache.certify(q.Index, func() (smoothing.Certificate, error) {
+		return s.Certify(q.X, m.o.N0, m.o.N, m.o.Alpha, smoothing.SampleRand(seed, streamCertify))
+	})
 	if err != nil {
 		return pipeline.Certificate{}, err
 	}
 	rec := &pipeline.Smoothing{Prediction: c.Class, Abstain: c.Abstain, Radius: c.Radius}
 	certified := !c.Abstain && c.Class == q.Label && c.Radius >= q.Region.Radius
 	if certified && m.o.AttackSteps > 0 {
-		if rec.Attack, err = m.audit(ctx, s, q, c); err != nil {
+		if rec.Attack, err = m.o.cache.audit(q.Index, func() (*pipeline.SmoothingAttack, error) { return m.audit(ctx, s, q, c) }); err != nil {
 			return pipeline.Certificate{}, fmt.Errorf("smoothing audit: %w", err)
 		}
 	}

@@ -10,10 +10,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/certify-dev/certify/internal/cli"
 	"github.com/certify-dev/certify/nets"
@@ -525,5 +528,75 @@ func TestSmoothingAuditCatchesWrongRadius(t *testing.T) {
 		if tc.changed != (len(ws) == 1) || tc.changed && !strings.Contains(ws[0], "predicts another class on 3 of 3 certified samples") {
 			t.Errorf("radius %g: warnings %q", tc.radius, ws)
 		}
+	}
+}
+
+// A sweep with smoothing runs CERTIFY and the audit once per sample (the cache),
+// and gives at each radius what a separate run at that radius gives.
+func TestSmoothingSweep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("MNIST model")
+	}
+	dir := t.TempDir()
+	args := []string{"-n", "8", "--norm", "l2", "--smoothing-attack-steps", "2", "--smoothing-attack-noise", "2"}
+	start := time.Now()
+	rep, _, _ := runSmoothing(t, dir, append(args, "--radius", "0.1,0.3,0.6")...)
+	sweep := time.Since(start)
+	if len(rep.Sweep) != 3 {
+		t.Fatalf("%d radii", len(rep.Sweep))
+	}
+	var single time.Duration
+	for _, run := range rep.Sweep {
+		start := time.Now()
+		one, _, _ := runSmoothing(t, dir, append(args, "--radius", strconv.FormatFloat(run.Radius, 'g', -1, 64))...)
+		single += time.Since(start)
+		run.Summary.Seconds, one.Summary.Seconds = nil, nil
+		run.Summary.Warnings = one.Summary.Warnings
+		if !reflect.DeepEqual(run.Samples, one.Samples) || !reflect.DeepEqual(run.Summary, one.Summary) {
+			t.Errorf("radius %g: the sweep's run differs from the single run", run.Radius)
+		}
+	}
+	t.Logf("sweep of 3 radii %v, the 3 single runs %v", sweep, single)
+}
+
+// countingModel counts the forward passes of its classifier.
+type countingModel struct {
+	nets.Classifier
+	calls *atomic.Int64
+}
+
+func (c countingModel) Logits(x *nets.Tensor) (*nets.Tensor, error) {
+	c.calls.Add(1)
+	return c.Classifier.Logits(x)
+}
+
+// With a cache, the second radius asks the model nothing: CERTIFY's answer is
+// reused, and only the certified flag follows the radius.
+func TestSmoothingCache(t *testing.T) {
+	g, err := nets.ReadONNX(mlpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, labels := mnist(t, 1)
+	var calls atomic.Int64
+	model := countingModel{g, &calls}
+	m := smoothingMethod{o: smoothingOptions{Sigma: 0.25, N0: 20, N: 200, Alpha: 0.001, Batch: 100, cache: newSmoothingCache()}}
+	q := pipeline.Query{Index: 0, X: x, Label: labels[0], Seed: 5, Region: pipeline.Region{Center: x, Norm: pipeline.L2, Radius: 0.01}}
+	first, err := m.Certify(context.Background(), model, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := calls.Load()
+	if n == 0 || !first.Certified {
+		t.Fatalf("%d forward passes, certified %v at L2 0.01", n, first.Certified)
+	}
+	q.Region.Radius = first.Smoothing.Radius * 2
+	second, err := m.Certify(context.Background(), model, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != n || second.Certified || *second.Smoothing != *first.Smoothing {
+		t.Errorf("second radius: %d more forward passes, certified %v, record %+v (first %+v); want 0, false, the same",
+			calls.Load()-n, second.Certified, *second.Smoothing, *first.Smoothing)
 	}
 }
