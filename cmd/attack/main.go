@@ -23,6 +23,7 @@ import (
 
 	"github.com/certify-dev/certify/attacks"
 	"github.com/certify-dev/certify/internal/cli"
+	"github.com/certify-dev/certify/internal/progress"
 	"github.com/certify-dev/certify/nets"
 	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/pflag"
@@ -228,7 +229,11 @@ func attack(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	logf("%s (%v): %d samples, %d classified correctly, %v radius %g", o.attack, attacks.KindOf(a), n, len(correct), o.norm, o.radius)
 
 	start := time.Now()
-	res, minimal, err := runAttack(ctx, a, in.Model, b, in.X, in.Labels)
+	var pr progress.Display = progress.NewLines(io.Discard, 0, nil)
+	if !o.quiet {
+		pr = progress.New(stderr)
+	}
+	res, minimal, err := runChunks(ctx, a, in.Model, b, in.X, in.Labels, pr)
 	if err != nil {
 		return err
 	}
@@ -254,6 +259,53 @@ func attack(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		logf("grid of the first %d samples written to %s", rows, o.png)
 	}
 	return nil
+}
+
+// chunk is how many samples runChunks attacks per call: the progress display
+// counts chunks. Each sample draws its randomness from its index in the data file
+// (attacks.WithRows), so the chunks change nothing in what is found.
+const chunk = 32
+
+// runChunks is runAttack on x chunk rows at a time, reporting progress, with the
+// chunks' results joined in row order.
+func runChunks(ctx context.Context, a attacks.Detailed, m nets.Classifier, b attacks.Budget, x *nets.Tensor, labels []int, pr progress.Display) (res, minimal *attacks.Result, err error) {
+	n := x.Shape[0]
+	per := x.Len() / n
+	pr.Start(a.Name(), n)
+	join := func(into **attacks.Result, r *attacks.Result) {
+		if r == nil {
+			return
+		}
+		if *into == nil {
+			*into = &attacks.Result{Adv: nets.NewTensor(0)}
+		}
+		t := *into
+		t.Adv.Data = append(t.Adv.Data, r.Adv.Data...)
+		t.Success = append(t.Success, r.Success...)
+		t.Dist = append(t.Dist, r.Dist...)
+		t.Queries = append(t.Queries, r.Queries...)
+	}
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		ids := make([]int, hi-lo)
+		for i := range ids {
+			ids[i] = lo + i
+		}
+		xs := nets.FromData(append([]float64(nil), x.Data[lo*per:hi*per]...), append([]int{hi - lo}, x.Shape[1:]...)...)
+		r, mr, err := runAttack(attacks.WithRows(ctx, ids), a, m, b, xs, labels[lo:hi])
+		if err != nil {
+			return nil, nil, fmt.Errorf("samples %d..%d: %w", lo, hi-1, err)
+		}
+		join(&res, r)
+		join(&minimal, mr)
+		pr.Add(hi - lo)
+	}
+	res.Adv.Shape = append([]int(nil), x.Shape...)
+	if minimal != nil {
+		minimal.Adv.Shape = append([]int(nil), x.Shape...)
+	}
+	pr.Done(fmt.Sprintf("%s: %d samples attacked", a.Name(), n))
+	return res, minimal, nil
 }
 
 // runAttack runs a on x. For a minimal-norm attack (DeepFool, C&W, EAD) it also
