@@ -22,17 +22,20 @@ const (
 )
 
 // DefaultMaxLPNonzeros is the largest LP (nonzeros of its constraint matrix)
-// LP and BaB build when their limit is 0. Building an LP costs about 130 bytes
-// per nonzero at its peak (the Go triplets, the CSC copy and CLP's own row and
-// column copies: measured by TestLPBytesPerNonzero's figures on the MNIST
-// MLP), so 20,000,000 nonzeros is about 2.6 GB: room for two workers on an
-// 8 GB machine. The simplex time, which CLP does not let a context interrupt,
-// grows faster than the size: such an LP already takes minutes.
+// LP and BaB build when their limit is 0. It is a memory limit: building an LP
+// and loading it into CLP peaks at about 110 bytes per nonzero (the Go
+// triplets, the CSC copy and CLP's row and column copies; measured by
+// BenchmarkLPBytesPerNonzero: 99 bytes at 2 million nonzeros, 112 at 20
+// million), so an LP at the limit takes about 2.2 GB and 6 s to build and
+// load. It does not bound the solve time, which depends on the LP's structure
+// more than on its size (a dense all-unstable LP of 1.3 million nonzeros: 24 s
+// per solve; the shipped MNIST CNN's sparse one of 0.57 million: over 3
+// minutes), and a CLP solve does not observe the context.
 const DefaultMaxLPNonzeros = 20_000_000
 
-// LPSize is the size of one LP: its constraint matrix has Rows rows, Cols
+// lpSize is the size of one LP: its constraint matrix has Rows rows, Cols
 // columns and Nonzeros stored entries.
-type LPSize struct {
+type lpSize struct {
 	Rows, Cols, Nonzeros int
 }
 
@@ -43,8 +46,8 @@ type LPSize struct {
 // when active (l ≥ 0, h = z), two rows of two nonzeros each when unstable (the
 // triangle's upper line and h ≥ z). Columns: the input, then z and h of every
 // ReLU layer, and z of layer layers+1 with pre.
-func relaxSize(net *lpNet, nin int, lo, hi [][]float64, layers int, pre bool) LPSize {
-	s := LPSize{Cols: nin}
+func relaxSize(net *lpNet, nin int, lo, hi [][]float64, layers int, pre bool) lpSize {
+	s := lpSize{Cols: nin}
 	nz := layers
 	if pre {
 		nz++

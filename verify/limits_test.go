@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -46,16 +47,16 @@ func TestRelaxSizeByHand(t *testing.T) {
 	for _, tc := range []struct {
 		layers int
 		pre    bool
-		want   LPSize
+		want   lpSize
 	}{
-		{2, false, LPSize{Rows: 21, Cols: 21, Nonzeros: 64}},
-		{1, true, LPSize{Rows: 14, Cols: 16, Nonzeros: 50}},
+		{2, false, lpSize{Rows: 21, Cols: 21, Nonzeros: 64}},
+		{1, true, lpSize{Rows: 14, Cols: 16, Nonzeros: 50}},
 	} {
 		if got := relaxSize(net, 3, lo, hi, tc.layers, tc.pre); got != tc.want {
 			t.Errorf("layers %d pre %v: relaxSize %+v, want %+v", tc.layers, tc.pre, got, tc.want)
 		}
 		p := buildRelax(net, xlo, xhi, lo, hi, tc.layers, tc.pre).p
-		if built := (LPSize{Rows: len(p.RowLo), Cols: len(p.ColLo), Nonzeros: len(p.Values)}); built != tc.want {
+		if built := (lpSize{Rows: len(p.RowLo), Cols: len(p.ColLo), Nonzeros: len(p.Values)}); built != tc.want {
 			t.Errorf("layers %d pre %v: built %+v, want %+v", tc.layers, tc.pre, built, tc.want)
 		}
 	}
@@ -89,7 +90,7 @@ func TestRelaxSizeMatchesBuilt(t *testing.T) {
 					continue
 				}
 				p := buildRelax(net, r.Lo.Data, r.Hi.Data, lo, hi, layers, pre).p
-				built := LPSize{Rows: len(p.RowLo), Cols: len(p.ColLo), Nonzeros: len(p.Values)}
+				built := lpSize{Rows: len(p.RowLo), Cols: len(p.ColLo), Nonzeros: len(p.Values)}
 				if got := relaxSize(net, r.Lo.Len(), lo, hi, layers, pre); got != built {
 					t.Errorf("seed %d layers %d pre %v: counted %+v, built %+v", seed, layers, pre, got, built)
 				}
@@ -402,4 +403,46 @@ func peakRSS() int64 {
 		return 0
 	}
 	return u.Maxrss * 1024
+}
+
+// TestBaBLeafLPLimit: a leaf (no unstable neuron) of the hand net of
+// TestRelaxSizeByHand, layer 1 active, inactive, active, active and layer 2
+// active ×3, inactive, active, has an LP of (4 + 11) + (5 + 20) + 3·2 + 4·2 =
+// 54 nonzeros. With a leaf limit of 53 it is not built: the leaf is stuck at
+// its bound and the search remembers why; with 54 it is built and solved.
+func TestBaBLeafLPLimit(t *testing.T) {
+	w1 := [][]float64{{1, 2, 0}, {1, -1, 1}, {0.5, 1, 1}, {-1, 1, 2}}
+	w2 := make([][]float64, 5)
+	for o := range w2 {
+		w2[o] = []float64{1, -1, 0.5, float64(o + 1)}
+	}
+	w3 := [][]float64{{1, 1, 1, 1, 1}, {1, -1, 1, -1, 1}}
+	g := dense(t, [][][]float64{w1, w2, w3}, [][]float64{{0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0}})
+	net, err := extractLPNet(g, []int{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := [][]float64{{1, -2, 0.5, 0.25}, {0.5, 1, 0.5, -3, 0.1}}
+	hi := [][]float64{{2, -1, 1, 0.5}, {1, 3, 0.75, -1, 2}}
+	if got := relaxSize(net, 3, lo, hi, 2, false).Nonzeros; got != 54 {
+		t.Fatalf("leaf LP: %d nonzeros, want 54", got)
+	}
+	spec := bounds.Spec{C: [][]float64{{1, -1}}, D: []float64{0}}
+	for _, tc := range []struct {
+		limit   int
+		skipped bool
+	}{{53, true}, {54, false}} {
+		s := &babSearch{g: g, net: net, spec: spec, shape: []int{3}, xlo: []float64{0, 0, 0}, xhi: []float64{0.1, 0.1, 0.1}, maxLP: tc.limit}
+		s.verifiedLB, s.stuck = math.Inf(1), math.Inf(1)
+		d := &babDomain{lo: lo, hi: hi, rows: []int{0}, bound: -0.5, proven: math.Inf(1), layer: -1}
+		if _, err := s.exactLP(d); err != nil {
+			t.Fatal(err)
+		}
+		if s.lpSkipped != tc.skipped {
+			t.Errorf("limit %d: skipped %v, want %v", tc.limit, s.lpSkipped, tc.skipped)
+		}
+		if tc.skipped && s.stuck != -0.5 {
+			t.Errorf("limit %d: stuck at %v, want the leaf's bound -0.5", tc.limit, s.stuck)
+		}
+	}
 }

@@ -143,7 +143,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--shards", "3", "m.onnx"}, "--shards 3 without a shard index"},
 		{[]string{"--total-timeout", "-1s", "m.onnx"}, "--total-timeout -1s: want >= 0"},
 		{[]string{"--max-lp-size", "0", "m.onnx"}, "--max-lp-size 0: want >= 1"},
-		{[]string{"--max-domains", "-3", "m.onnx"}, "--max-domains -3: want >= 1"},
+		{[]string{"--max-domains", "-3", "m.onnx"}, "--max-domains -3: want >= 0"},
 		{[]string{"--norm", "l1", "m.onnx"}, `unknown norm "l1"`},
 		{[]string{"-n", "0", "m.onnx"}, "--count 0: want at least 1"},
 		{[]string{"--count", "-5", "m.onnx"}, "--count -5"},
