@@ -298,6 +298,8 @@ type babSearch struct {
 	maxLP      int // nonzeros of a leaf's LP
 	// lpSkipped records that a leaf's LP was over maxLP (the leaf is stuck).
 	lpSkipped bool
+	// ctx is run's context, which also stops a leaf's LP solve.
+	ctx context.Context
 	// iterations of α/β-CROWN per bounding (0: CROWN with clamps only).
 	iterations int
 	nodes      int
@@ -320,6 +322,7 @@ type babChild struct {
 // run searches from the root domain with pre-activation bounds lo, hi and the
 // root's bound of every spec row.
 func (s *babSearch) run(ctx context.Context, lo, hi [][]float64, rootLower []float64) (Result, error) {
+	s.ctx = ctx
 	s.verifiedLB, s.stuck = math.Inf(1), math.Inf(1)
 	root := &babDomain{lo: lo, hi: hi, split: make([][]int8, len(lo)), bound: math.Inf(1), proven: math.Inf(1)}
 	for k := range lo {
@@ -641,6 +644,10 @@ func (s *babSearch) exactLP(d *babDomain) (*Result, error) {
 		s.stuck = min(s.stuck, d.bound)
 		return nil, nil
 	}
+	ctx := s.ctx
+	if ctx == nil { // a search not started by run
+		ctx = context.Background()
+	}
 	relax := buildRelax(s.net, s.xlo, s.xhi, d.lo, d.hi, K, false)
 	solver := lp.New()
 	defer solver.Close()
@@ -662,7 +669,13 @@ func (s *babSearch) exactLP(d *babDomain) (*Result, error) {
 				obj[relax.base+o] += cj * wv
 			}
 		}
-		b, x, err := relax.minimise(solver, obj, konst)
+		b, x, err := relax.minimise(ctx, solver, obj, konst)
+		if err != nil && ctx.Err() != nil {
+			// The search's time ran out during the solve: the leaf stays
+			// open at its bound, and run ends with reason timeout.
+			s.stuck = min(s.stuck, d.bound)
+			return nil, nil
+		}
 		if err != nil {
 			return nil, relaxError(fmt.Sprintf("a leaf's spec row %d", row), err)
 		}

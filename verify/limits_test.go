@@ -380,7 +380,7 @@ func BenchmarkLPBytesPerNonzero(b *testing.B) {
 				obj[relax.base+o] = 1
 			}
 			t0 := time.Now()
-			if _, _, err := relax.minimise(s, obj, 0); err != nil {
+			if _, _, err := relax.minimise(context.Background(), s, obj, 0); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(time.Since(t0).Seconds(), "solve-s")
@@ -444,5 +444,45 @@ func TestBaBLeafLPLimit(t *testing.T) {
 		if tc.skipped && s.stuck != -0.5 {
 			t.Errorf("limit %d: stuck at %v, want the leaf's bound -0.5", tc.limit, s.stuck)
 		}
+	}
+}
+
+// A deadline stops LP in the middle of a long CLP solve (lp.SolveContext), not
+// after it: on a random 100-600-600-10 MLP at a radius that leaves every neuron
+// unstable, one spec row's LP takes seconds; the verifier returns soon after
+// the deadline with its error.
+func TestLPSolveStopsAtDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a long LP")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	g, err := nets.MLP(rng, []int{100}, 600, 600, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := nets.NewTensor(1, 100)
+	for i := range x.Data {
+		x.Data[i] = rng.Float64()
+	}
+	z, err := g.Logits(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := bounds.RobustnessSpec(10, z.Argmax()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := LinfRegion(x, 0.5, 0, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = LP{}.VerifyBatch(ctx, g, r, []bounds.Spec{spec})
+	took := time.Since(start)
+	t.Logf("deadline 1.5s: returned after %v: %v", took, err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v, want the deadline's (did the LP finish in time? then the test needs a bigger one)", err)
+	}
+	if took > 4*time.Second {
+		t.Errorf("returned %v after a 1.5 s deadline: the solve was not stopped", took)
 	}
 }

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -122,12 +123,16 @@ func buildRelax(net *lpNet, xlo, xhi []float64, lo, hi [][]float64, layers int, 
 // minimise minimises obj·x + c over the relaxation loaded in s (warm-started from
 // its last basis) and returns a lower bound of that minimum and the minimiser.
 // The bound is -Inf when the solver gives no optimum: failing to bound is never
-// a proof.
-func (r *lpRelax) minimise(s lp.Solver, obj []float64, c float64) (float64, []float64, error) {
+// a proof. When ctx ends during the solve, the solve is stopped and the error
+// wraps ctx.Err().
+func (r *lpRelax) minimise(ctx context.Context, s lp.Solver, obj []float64, c float64) (float64, []float64, error) {
 	if err := s.SetObjective(obj); err != nil {
 		return 0, nil, err
 	}
-	sol, err := s.Solve()
+	sol, err := lp.SolveContext(ctx, s)
+	if err != nil && ctx.Err() != nil {
+		return 0, nil, err
+	}
 	if err != nil {
 		if errors.Is(err, lp.ErrInfeasible) || errors.Is(err, lp.ErrUnbounded) || errors.Is(err, lp.ErrFailed) {
 			return math.Inf(-1), nil, nil

@@ -247,7 +247,7 @@ func (v LP) sample(ctx context.Context, net *lpNet, xlo, xhi []float64, lo, hi [
 				obj[relax.base+o] += cj * wv
 			}
 		}
-		b, x, err := relax.minimise(solver, obj, konst)
+		b, x, err := relax.minimise(ctx, solver, obj, konst)
 		if err != nil {
 			return nil, nil, relaxError(fmt.Sprintf("spec row %d", row), err)
 		}
@@ -282,12 +282,12 @@ func tightenLayer(ctx context.Context, solver lp.Solver, net *lpNet, xlo, xhi []
 		}
 		col := relax.z[k] + o
 		obj[col] = 1
-		nl, _, err := relax.minimise(solver, obj, 0)
+		nl, _, err := relax.minimise(ctx, solver, obj, 0)
 		if err != nil {
 			return relaxError(fmt.Sprintf("layer %d neuron %d", k+1, o), err)
 		}
 		obj[col] = -1
-		nu, _, err := relax.minimise(solver, obj, 0)
+		nu, _, err := relax.minimise(ctx, solver, obj, 0)
 		if err != nil {
 			return relaxError(fmt.Sprintf("layer %d neuron %d", k+1, o), err)
 		}

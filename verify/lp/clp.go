@@ -251,6 +251,24 @@ func (s *clpSolver) solve() (*Solution, error) {
 	return sol, nil
 }
 
+// interrupt stops a running solve: CLP checks its iteration limit at every
+// simplex iteration, so setting it to 0 from another thread ends the solve with
+// status 3 (limit reached) at the next one. The C interface has no other way in
+// (its time limit counts the CPU time of the whole process), and one aligned
+// int written while the solver reads it is what the limit is for.
+func (s *clpSolver) interrupt() {
+	if s.model != nil {
+		C.Clp_setMaximumIterations(s.model, 0)
+	}
+}
+
+// resume lifts the limit interrupt set (CLP's default, no limit).
+func (s *clpSolver) resume() {
+	if s.model != nil {
+		C.Clp_setMaximumIterations(s.model, C.int(math.MaxInt32))
+	}
+}
+
 func (s *clpSolver) Close() {
 	if s.model != nil {
 		C.Clp_deleteModel(s.model)
