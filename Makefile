@@ -70,6 +70,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecodeONNX -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./nets/
 	$(GO) test -run XXX -fuzz FuzzDecodeNPY -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./nets/
 	$(GO) test -run XXX -fuzz FuzzDecodeIDX -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./nets/
+	$(GO) test -run XXX -fuzz FuzzParseRadii -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./cmd/certify/
+	$(GO) test -run XXX -fuzz FuzzParseShard -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./cmd/certify/
 
 clean:
 	rm -rf bin/

@@ -103,6 +103,9 @@ func (e *engine) alphaLower(specs []Spec, iters int, lr float64) ([][]float64, e
 			best[i] = math.Inf(-1)
 		}
 		for t := 0; ; t++ {
+			if err := e.stopped(); err != nil {
+				return err
+			}
 			p, a0 := e.specPass(specs, s0, s1, r)
 			p.alpha, p.beta = st.alpha, st.beta
 			p.keep = map[int][]float64{}

@@ -1,6 +1,7 @@
 package bounds
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/certify-dev/certify/nets"
@@ -61,6 +62,11 @@ func (o Options) Plain() Options {
 
 // Options select how bounds are computed.
 type Options struct {
+	// Context, when not nil, ends a long computation early: CROWN checks it
+	// before refining each layer's bounds and alpha-CROWN before each iteration,
+	// and they return its error (wrapped). A caller's time limit is then noticed
+	// within one layer's or one iteration's work, not at the end of the call.
+	Context context.Context
 	// SoundFP widens every bound outward by the rounding error of each float64
 	// operation, so a bound holds for the real-number network and for its float
 	// evaluation alike.

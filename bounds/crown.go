@@ -388,6 +388,9 @@ func (e *engine) alphaRefine(v string, path, relus []int, s0, s1, r int, idx []i
 	}
 	st := e.newAlphaState(relus, s0, s1, r)
 	for t := 0; t < e.opt.IntermediateAlpha; t++ {
+		if err := e.stopped(); err != nil {
+			return err
+		}
 		p := e.newPass(s0, s1-s0, r)
 		p.alpha, p.keep = st.alpha, map[int][]float64{}
 		got, err := p.run(v, append([]float64(nil), a0...))

@@ -230,6 +230,9 @@ func (e *engine) step(k int, node *nets.Node) error {
 	if err := l.linearize(); err != nil {
 		return err
 	}
+	if err := e.stopped(); err != nil {
+		return err
+	}
 	if err := e.refine(out); err != nil {
 		return err
 	}
@@ -562,4 +565,12 @@ func (p *pass) addEpsScaled(a, m []float64, c float64, s int) {
 // errArity reports a node whose bounded inputs are not what its rule expects.
 func errArity(op string, n int) error {
 	return fmt.Errorf("%s: want %d input(s), the first depending on the data input", op, n)
+}
+
+// stopped is the error of opt.Context when it has ended (see Options.Context).
+func (e *engine) stopped() error {
+	if c := e.opt.Context; c != nil && c.Err() != nil {
+		return fmt.Errorf("bounds: stopped: %w", c.Err())
+	}
+	return nil
 }

@@ -37,6 +37,8 @@ const DefaultMethodBatch = Block
 // whole blocks (certify --shard) makes every call exactly as the whole run does:
 // a batch's bounds are products of matrices whose rounding may depend on the
 // batch's other rows, and a shard's report must equal the whole run's bit for bit.
+// (A Config.MethodBatch that does not divide Block breaks this: its batches
+// straddle the shards' blocks.)
 const Block = 32
 
 // blocks groups the rows todo into calls of at most size samples whose indices
@@ -121,7 +123,7 @@ func certifyBatches(ctx, work context.Context, cfg Config, m BatchMethod, sample
 					}
 				default:
 					for i, row := range rows {
-						certs[pos[row]] = got[i]
+						certs[pos[row]] = deadlined(ctx, work, got[i])
 					}
 				}
 				pr.add(len(rows))

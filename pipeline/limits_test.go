@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,16 @@ func (s slowMethod) Certify(ctx context.Context, model nets.Classifier, q Query)
 		return Certificate{}, ctx.Err()
 	}
 	return s.exactMethod.Certify(ctx, model, q)
+}
+
+// patientMethod waits for its context to end, then answers unknown "timeout"
+// without an error, as bab does when its time runs out (keeping what it
+// decided).
+type patientMethod struct{ exactMethod }
+
+func (p patientMethod) Certify(ctx context.Context, _ nets.Classifier, _ Query) (Certificate, error) {
+	<-ctx.Done()
+	return Certificate{Unknown: "timeout"}, nil
 }
 
 // budgetMethod reports a budget guard's unknown on the samples in over.
@@ -106,7 +117,7 @@ func TestDeadline(t *testing.T) {
 		every[i] = true
 	}
 	cfg := Config{Model: m, X: x, Labels: y, Radius: 0.05, Norm: LInf, Domain: Domain{0, 1}, Workers: 2,
-		Methods:  []Method{slowMethod{exactMethod{"stuck"}, every}, exactMethod{"exact"}},
+		Methods:  []Method{slowMethod{exactMethod{"stuck"}, every}, patientMethod{exactMethod{"patient"}}, exactMethod{"exact"}},
 		Attacks:  []Attack{cornerAttack{"corner", 0.05, Domain{0, 1}}},
 		Deadline: time.Now().Add(50 * time.Millisecond)}
 	rep, err := Run(context.Background(), cfg)
@@ -122,19 +133,29 @@ func TestDeadline(t *testing.T) {
 			continue
 		}
 		correct++
-		want := map[string]string{"stuck": "deadline", "exact": "deadline", "corner": "deadline"}
+		want := map[string]string{"stuck": "deadline", "patient": "deadline", "exact": "deadline", "corner": "deadline"}
 		if !reflect.DeepEqual(s.Unknown, want) {
 			t.Errorf("sample %d: unknown %v, want %v", s.Index, s.Unknown, want)
 		}
 		if s.Certified["exact"] || s.Attacks["corner"] {
 			t.Errorf("sample %d: answers after the deadline", s.Index)
 		}
+		if len(s.Margins) != 0 {
+			t.Errorf("sample %d: margins %v proven after the deadline", s.Index, s.Margins)
+		}
 	}
 	if u := rep.Summary.Unknown; u["stuck"] != correct || u["exact"] != correct || u["corner"] != correct {
 		t.Errorf("summary unknown %v, want %d each", u, correct)
 	}
-	if len(rep.Methods) != 2 || len(rep.Attacks) != 1 {
+	if len(rep.Methods) != 3 || len(rep.Attacks) != 1 {
 		t.Errorf("stages %v %v: every stage is listed", rep.Methods, rep.Attacks)
+	}
+	var b strings.Builder
+	if err := rep.WriteTables(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(b.String(), "unknown (deadline)"); c != 4*correct {
+		t.Errorf("the per-sample table shows %d unknown cells, want %d:\n%s", c, 4*correct, b.String())
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)

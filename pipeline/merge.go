@@ -119,6 +119,25 @@ func headerDiff(a, b *Report) string {
 	if reflect.DeepEqual(x, y) {
 		return ""
 	}
+	if !reflect.DeepEqual(x.Parameters, y.Parameters) { // name the parameter
+		keys := map[string]bool{}
+		for k := range x.Parameters {
+			keys[k] = true
+		}
+		for k := range y.Parameters {
+			keys[k] = true
+		}
+		names := make([]string, 0, len(keys))
+		for k := range keys {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if vx, vy := x.Parameters[k], y.Parameters[k]; vx != vy {
+				return fmt.Sprintf("parameter %q (%q; report 1 %q)", k, vy, vx)
+			}
+		}
+	}
 	var mx, my map[string]json.RawMessage
 	bx, _ := json.Marshal(x)
 	by, _ := json.Marshal(y)

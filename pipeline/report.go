@@ -36,12 +36,14 @@ type Report struct {
 	// Sweep has one entry per radius of a run over several radii (--radius
 	// 0.01,0.02,0.05), in the order given; absent for a single radius. Radius,
 	// Samples and Summary above repeat its first entry, so a reader that knows
-	// one radius only reads the first.
+	// one radius only reads the first; the warnings, which cover every radius,
+	// are in Summary.Warnings above only.
 	Sweep []RadiusRun `json:"sweep,omitempty"`
 }
 
-// Shard identifies one shard of a run split over N processes: the samples at
-// positions p (0-based, of the run's samples in data-file order) with p mod N = K.
+// Shard identifies one shard of a run split over N processes: the blocks of Block
+// consecutive samples (of the run's samples in data-file order) dealt round
+// robin, block b to shard b mod N.
 type Shard struct {
 	Index   int `json:"index"`   // K, in [0, N)
 	Count   int `json:"count"`   // N

@@ -425,7 +425,7 @@ var errSkipped = errors.New("skipped after an error")
 // ctx's error; when work was cancelled by another sample's error, errSkipped.
 func bounded(ctx, work context.Context, timeout time.Duration, size int, f func(context.Context) (Certificate, error)) (Certificate, error) {
 	if reason, stop := stopped(ctx, work); stop {
-		return Certificate{Unknown: reason}, budgetErr(ctx, reason)
+		return unknown(reason), budgetErr(ctx, reason)
 	}
 	c := work
 	if timeout > 0 {
@@ -435,15 +435,33 @@ func bounded(ctx, work context.Context, timeout time.Duration, size int, f func(
 	}
 	cert, err := f(c)
 	if err == nil {
-		return cert, nil
+		return deadlined(ctx, work, cert), nil
 	}
 	if c.Err() == nil {
 		return cert, err // the method's own error
 	}
 	if reason, stop := stopped(ctx, work); stop {
-		return Certificate{Unknown: reason}, budgetErr(ctx, reason)
+		return unknown(reason), budgetErr(ctx, reason)
 	}
-	return Certificate{Unknown: "timeout"}, nil // the sample's own budget
+	return unknown("timeout"), nil // the sample's own budget
+}
+
+// unknown is the certificate of a sample whose time ran out: nothing proven (its
+// margin -Inf stays out of the report), for the reason given.
+func unknown(reason string) Certificate {
+	return Certificate{Unknown: reason, Margin: math.Inf(-1)}
+}
+
+// deadlined is c with a method's own "timeout" (it returned what it had when its
+// context ended, as bab does) read as "deadline" when the run's deadline ended
+// work: the method cannot tell its sample's budget from the run's.
+func deadlined(ctx, work context.Context, c Certificate) Certificate {
+	if c.Unknown == "timeout" {
+		if reason, _ := stopped(ctx, work); reason == "deadline" {
+			c.Unknown = reason
+		}
+	}
+	return c
 }
 
 // stopped reports whether work has ended, and why: "deadline" (the run's overall

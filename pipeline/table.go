@@ -152,6 +152,9 @@ func (r *Report) writeSampleTable(w io.Writer, samples []Sample, color bool) err
 				if found {
 					cell = "found"
 				}
+				if why := s.Unknown[a]; why != "" {
+					cell = "unknown (" + why + ")"
+				}
 			}
 			row = append(row, cell)
 		}
@@ -184,11 +187,18 @@ func yesNo(b bool) string {
 }
 
 // methodCell is "yes 0.3100" / "no -0.1200" (certified, margin), "no" without a
-// finite margin, "-" when the method did not run on the sample.
+// finite margin, "unknown (timeout)" (with the margin proven, if any) when the
+// method gave no answer, "-" when the method did not run on the sample.
 func methodCell(s *Sample, m string) string {
 	ok, ran := s.Certified[m]
 	if !ran || !s.Correct() {
 		return "-"
+	}
+	if why := s.Unknown[m]; why != "" {
+		if margin, has := s.Margins[m]; has {
+			return fmt.Sprintf("unknown (%s) %.4f", why, margin)
+		}
+		return "unknown (" + why + ")"
 	}
 	if margin, has := s.Margins[m]; has {
 		return fmt.Sprintf("%s %.4f", yesNo(ok), margin)

@@ -40,7 +40,7 @@ func (v AlphaCROWN) Verify(ctx context.Context, g *nets.Graph, r Region, s bound
 // sample are optimised independently, all samples in the same passes.
 func (v AlphaCROWN) VerifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []bounds.Spec) ([]Result, error) {
 	opt := bounds.AlphaOptions{
-		Options:    bounds.Options{SoundFP: v.SoundFP},
+		Options:    bounds.Options{SoundFP: v.SoundFP, Context: ctx},
 		Iterations: v.Iterations,
 		LR:         v.LR,
 	}

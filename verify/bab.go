@@ -141,17 +141,29 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 	if err != nil {
 		return nil, err
 	}
-	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP, IntermediateAlpha: DefaultAlphaIterations}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
+	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP, IntermediateAlpha: DefaultAlphaIterations, Context: ctx}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
 	res, err := bounds.AlphaCROWN(g, bounds.Box{Lo: r.Lo, Hi: r.Hi}, specs, opt)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	out, err := results(g, r, specs, res.Lower)
 	if err != nil {
 		return nil, err
+	}
+	// outOfTime ends the batch when ctx has ended: the samples already decided
+	// keep their answers, those from the i-th on that are not are unknown
+	// ("timeout"), with what alpha-CROWN proved as their margin. The caller
+	// tells a time limit from a cancellation by its own context.
+	outOfTime := func(from int) ([]Result, error) {
+		for j := from; j < len(out); j++ {
+			if out[j].Verdict == Unknown {
+				out[j].Reason = ReasonTimeout
+			}
+		}
+		return out, nil
+	}
+	if ctx.Err() != nil {
+		return outOfTime(0)
 	}
 	n := len(specs)
 	per := r.Lo.Len() / n
@@ -160,8 +172,8 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		if out[i].Verdict != Unknown {
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if ctx.Err() != nil {
+			return outOfTime(i)
 		}
 		sctx, cancel := ctx, context.CancelFunc(func() {})
 		if v.Timeout > 0 {
@@ -169,10 +181,15 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		}
 		xlo, xhi := r.Lo.Data[i*per:(i+1)*per], r.Hi.Data[i*per:(i+1)*per]
 		cex, err := falsifySpec(sctx, g, shape, xlo, xhi, specs[i], babAttackStarts, babAttackSteps, v.Seed+uint64(i))
-		if err == nil {
-			err = ctx.Err()
-		}
-		if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			cancel()
+			return outOfTime(i)
+		case err != nil && sctx.Err() != nil: // the sample's Timeout
+			cancel()
+			out[i].Reason = ReasonTimeout
+			continue
+		case err != nil:
 			cancel()
 			return nil, fmt.Errorf("sample %d: falsification: %w", i, err)
 		}
@@ -218,17 +235,19 @@ func (v BaB) verifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []b
 		got, err := s.run(sctx, lo, hi, res.Lower[i])
 		cancel()
 		got.Nodes = s.nodes
-		if err == nil {
-			err = ctx.Err() // the caller's context ended the search, not Timeout
-		}
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			return nil, fmt.Errorf("sample %d: %w", i, err)
 		}
-		got.Margin = max(got.Margin, out[i].Margin)
-		if got.Verdict == Falsified {
-			got.Margin = min(got.Margin, 0)
+		if err == nil {
+			got.Margin = max(got.Margin, out[i].Margin)
+			if got.Verdict == Falsified {
+				got.Margin = min(got.Margin, 0)
+			}
+			out[i] = got
 		}
-		out[i] = got
+		if ctx.Err() != nil {
+			return outOfTime(i)
+		}
 	}
 	return out, nil
 }
@@ -440,7 +459,7 @@ func (s *babSearch) boundChildren(children []babChild, q *babQueue) (*Result, er
 		copy(in.Lo.Data[i*per:], s.xlo)
 		copy(in.Hi.Data[i*per:], s.xhi)
 	}
-	opt := bounds.Options{SoundFP: s.soundFP, Clamp: map[string]bounds.Box{}, Fixed: map[string][]bool{}, Splits: map[string][]int8{}}
+	opt := bounds.Options{SoundFP: s.soundFP, Context: s.ctx, Clamp: map[string]bounds.Box{}, Fixed: map[string][]bool{}, Splits: map[string][]int8{}}
 	for k, name := range s.net.pre {
 		m := len(s.net.affine[k].b)
 		vs := append([]int{n}, s.vshape[k]...)

@@ -29,7 +29,7 @@ func (v CROWN) Verify(ctx context.Context, g *nets.Graph, r Region, s bounds.Spe
 // pass per layer.
 func (v CROWN) VerifyBatch(ctx context.Context, g *nets.Graph, r Region, specs []bounds.Spec) ([]Result, error) {
 	return verifyBatch(ctx, v.Name(), g, r, specs, func(g *nets.Graph, in bounds.Box, specs []bounds.Spec) ([][]float64, error) {
-		res, err := bounds.CROWN(g, in, specs, bounds.Options{SoundFP: v.SoundFP})
+		res, err := bounds.CROWN(g, in, specs, bounds.Options{SoundFP: v.SoundFP, Context: ctx})
 		if err != nil {
 			return nil, err
 		}

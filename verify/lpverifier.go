@@ -148,7 +148,7 @@ func (v LP) lpBounds(ctx context.Context, g *nets.Graph, r Region, specs []bound
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP, IntermediateAlpha: DefaultAlphaIterations}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
+	opt := bounds.AlphaOptions{Options: bounds.Options{SoundFP: v.SoundFP, IntermediateAlpha: DefaultAlphaIterations, Context: ctx}, Iterations: DefaultAlphaIterations, LR: DefaultAlphaLR}
 	res, err := bounds.AlphaCROWN(g, bounds.Box{Lo: r.Lo, Hi: r.Hi}, specs, opt)
 	if err != nil {
 		return nil, nil, nil, err

@@ -475,6 +475,9 @@ func (d *decider) bab(open []item) (Decision, error) {
 			}
 			return Decision{}, fmt.Errorf("decide: branch and bound: %w", err)
 		}
+		if res.Verdict == Unknown && d.ctx.Err() != nil { // BaB keeps its answer when time runs out
+			return Decision{Outcome: OutcomeTimeout}, nil
+		}
 		switch res.Verdict {
 		case Verified:
 			continue

@@ -125,6 +125,9 @@ func attackWarnings(rep *pipeline.Report, m nets.Classifier, x *nets.Tensor, lab
 		wb := make([]bool, len(rep.Samples))
 		bb := make([]bool, len(rep.Samples))
 		for i, s := range rep.Samples {
+			if len(s.Unknown) > 0 && slices.ContainsFunc(append(white, black...), func(a string) bool { return s.Unknown[a] != "" }) {
+				continue // an attack that did not finish did not fail either
+			}
 			for _, name := range white {
 				wb[i] = wb[i] || s.Attacks[name]
 			}

@@ -32,6 +32,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills at once, if the first is slow to end the run
+	}()
 	code := runContext(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -180,7 +184,7 @@ func newFlags(o *options, known methodSet, domain, methodList, attackList, norm,
 	addVNNFlags(fs, &o.vnn)
 	addSmoothingFlags(fs, &o.smoothing)
 	addLimitFlags(fs, &o.limits)
-	fs.StringVar(&o.shardFlag, "shard", "", "evaluate shard `K/N` only (K from 0): the samples at positions K, K+N, K+2N, ...; merge the shards' --json reports with certify merge (default: from SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX with --shards)")
+	fs.StringVar(&o.shardFlag, "shard", "", "evaluate shard `K/N` only (K from 0): blocks of 32 samples dealt round robin, block b to shard b mod N; merge the shards' --json reports with certify merge (default: from SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX with --shards)")
 	fs.IntVar(&o.shards, "shards", 0, "number of shards `N`, with a Kubernetes Indexed Job's JOB_COMPLETION_INDEX as K")
 	return fs
 }
@@ -312,6 +316,7 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 			fmt.Fprintf(stderr, format+"\n", args...)
 		}
 	}
+	started := time.Now() // --total-timeout counts from here, loading included
 	in, err := cli.Load(cli.Source{Model: o.model, Data: o.data, Labels: o.labels, Count: o.count,
 		Lo: o.domain.Lo, Hi: o.domain.Hi, Logf: logf})
 	if err != nil {
@@ -330,7 +335,6 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 	if slices.Contains(o.methods, smoothingName) && o.norm != pipeline.L2 {
 		logf("note: smoothing certifies L2 radii: certified.smoothing reads --radius %g as an L2 radius, not %s", o.radius, o.norm)
 	}
-	started := time.Now()
 	base := pipeline.Config{
 		Model: in.Model, X: x, Labels: labels, Indices: indices,
 		Norm: o.norm, Domain: o.domain, Seed: o.seed,
@@ -421,7 +425,35 @@ func runWarnings(rep *pipeline.Report, model nets.Classifier, x *nets.Tensor, la
 			}
 		}
 	}
+	warnings = append(warnings, unfinishedAttackWarnings(rep)...)
 	return append(warnings, smoothingWarnings(rep)...), nil
+}
+
+// unfinishedAttackWarnings says, per radius, how many correctly classified
+// samples an attack gave no answer for (out of time): the empirical accuracy
+// counts them as robust, which nobody showed.
+func unfinishedAttackWarnings(rep *pipeline.Report) []string {
+	var out []string
+	for _, run := range rep.Runs() {
+		n := 0
+		for _, s := range run.Samples {
+			for _, a := range rep.Attacks {
+				if s.Correct() && s.Unknown[a] != "" {
+					n++
+					break
+				}
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		at := ""
+		if len(rep.Sweep) > 0 {
+			at = fmt.Sprintf("radius %g: ", run.Radius)
+		}
+		out = append(out, fmt.Sprintf("%s%d correctly classified samples have an attack that did not finish (see summary.unknown): the empirical accuracy counts them as robust, so it overstates what the attacks showed", at, n))
+	}
+	return out
 }
 
 // writeOutputs writes the report: the tables (or the JSON) to stdout and every
@@ -474,7 +506,9 @@ func writeOutputs(rep *pipeline.Report, o options, gallery pipeline.HTMLOptions,
 		}
 		logf("%s written to %s", out.what, path)
 	}
-	if err := writeSmoothingFiles(o.smoothing, rep, logf); err != nil {
+	sm := o.smoothing
+	sm.CurveCSV = o.shard.outputPath(sm.CurveCSV)
+	if err := writeSmoothingFiles(sm, rep, logf); err != nil {
 		return err
 	}
 	if jsonPath == "-" {

@@ -454,6 +454,9 @@ func TestTotalTimeout(t *testing.T) {
 	if u := rep.Summary.Unknown; correct == 0 || u["ibp"] != correct || u["pgd"] != correct {
 		t.Errorf("summary unknown %v, want %d each", u, correct)
 	}
+	if w := strings.Join(rep.Summary.Warnings, "\n"); !strings.Contains(w, fmt.Sprintf("%d correctly classified samples have an attack that did not finish", correct)) {
+		t.Errorf("no warning that the attacks did not finish: %q", w)
+	}
 	if !strings.Contains(out, "unknown: ibp") || !strings.Contains(out, fmt.Sprintf("%d (%d deadline)", correct, correct)) {
 		t.Errorf("the tables do not show the unknown samples:\n%s", out)
 	}

@@ -26,6 +26,7 @@ func runMerge(args []string, stdout, stderr io.Writer, known methodSet) int {
 	fs.StringVar(&out.jsonPath, "json", "", "write the merged report as JSON to `file` (- for stdout, instead of the tables)")
 	fs.StringVar(&out.csvPath, "csv", "", "write one row per sample as CSV to `file`")
 	fs.StringVar(&out.mdPath, "markdown", "", "write the summary as a Markdown table to `file`")
+	fs.StringVar(&out.smoothing.CurveCSV, "curve-csv", "", "smoothing: write the certified accuracy curve to `file` as CSV")
 	fs.StringVar(&out.plotPath, "plot", "", "draw accuracy versus radius into `FILE.png`")
 	fs.StringVar(&out.htmlPath, "html", "", "write the HTML report to `file` (its gallery has no adversarial examples: the shards' reports do not keep them)")
 	fs.BoolVar(&out.perSample, "per-sample", false, "print the per-sample table however many samples")
@@ -51,7 +52,7 @@ func runMerge(args []string, stdout, stderr io.Writer, known methodSet) int {
 	}
 	o.jsonPath, o.csvPath, o.mdPath, o.plotPath, o.htmlPath = out.jsonPath, out.csvPath, out.mdPath, out.plotPath, out.htmlPath
 	o.perSample, o.quiet = out.perSample, out.quiet
-	o.smoothing.CurveCSV = ""
+	o.smoothing.CurveCSV = out.smoothing.CurveCSV
 	o.shard = shard{count: 1}
 	logf := func(format string, args ...any) {
 		if !o.quiet {

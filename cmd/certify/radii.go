@@ -83,6 +83,12 @@ func parseRange(s string) ([]float64, error) {
 		if r > hi*(1+1e-12) {
 			break
 		}
+		if i > 0 && r == out[len(out)-1] { // a step below the rounding: no new radius will come
+			break
+		}
+		if len(out) == maxRadii {
+			return nil, fmt.Errorf("range %q: more than %d radii", s, maxRadii)
+		}
 		out = append(out, r)
 	}
 	return out, nil

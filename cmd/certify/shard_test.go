@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,7 +224,7 @@ func TestMergeErrors(t *testing.T) {
 	}{
 		{[]string{s0}, "shards [1] of 2 are missing"},
 		{[]string{s0, s0}, "shard 0 of 2 given twice"},
-		{[]string{s0, other}, `report 2 is not a shard of the same run as report 1: "command" differs`},
+		{[]string{s0, other}, `report 2 is not a shard of the same run as report 1: parameter "seed" ("7"; report 1 "1") differs`},
 		{[]string{s1, s0, s0of3}, "report 3 is shard 0 of 3"},
 		{[]string{s0, whole}, "not the report of a shard"},
 		{[]string{s0, s0of3}, "report 2 is shard 0 of 3"},
@@ -267,4 +268,65 @@ func TestMergeErrors(t *testing.T) {
 	if !reflect.DeepEqual(resultsOnly(*want), resultsOnly(*got)) {
 		t.Errorf("merged 3 shards differ from the whole run")
 	}
+}
+
+// Ranges that would never end, or end past the limit, are refused at once.
+func TestParseRadiiLimits(t *testing.T) {
+	for in, want := range map[string]string{
+		"0.5:0.5:1e-300":            "[0.5]",
+		"0.5:0.6:1e-300":            "more than 200 radii",
+		"1:1.000000000000001:1e-17": "[1]",
+		"0:1:0.001":                 "more than 200 radii",
+		"0:0.199:0.001":             "",
+	} {
+		got, err := parseRadii(in)
+		switch {
+		case want == "" && (err != nil || len(got) != 200):
+			t.Errorf("parseRadii(%q): %d radii, %v; want 200", in, len(got), err)
+		case want != "" && strings.HasPrefix(want, "["):
+			if err != nil || fmt.Sprint(got) != want {
+				t.Errorf("parseRadii(%q) = %v, %v; want %s", in, got, err, want)
+			}
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("parseRadii(%q): %v, %v; want error %q", in, got, err, want)
+		}
+	}
+}
+
+// FuzzParseRadii: any --radius value either fails cleanly or gives at most
+// maxRadii distinct finite radii >= 0, quickly.
+func FuzzParseRadii(f *testing.F) {
+	for _, s := range []string{"0.1", "0.01,0.02", "0:0.3:0.1", "0.5:0.5:1e-300", "1e308:1e308:1e-308", "0:1e308:1e-300", ",", "::", "-0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseRadii(s)
+		if err != nil {
+			return
+		}
+		if len(got) == 0 || len(got) > maxRadii {
+			t.Fatalf("%q: %d radii", s, len(got))
+		}
+		seen := map[float64]bool{}
+		for _, r := range got {
+			if math.IsNaN(r) || math.IsInf(r, 0) || r < 0 || seen[r] {
+				t.Fatalf("%q: radius %g in %v", s, r, got)
+			}
+			seen[r] = true
+		}
+	})
+}
+
+// FuzzParseShard: any --shard value either fails cleanly or names a shard
+// 0 <= K < N.
+func FuzzParseShard(f *testing.F) {
+	for _, s := range []string{"0/1", "3/8", "8/8", "-1/2", "1/0", "x/y", "1/2/3", " 1 / 2 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sh, err := parseShard(s)
+		if err == nil && (sh.count < 1 || sh.index < 0 || sh.index >= sh.count) {
+			t.Fatalf("%q: shard %d of %d", s, sh.index, sh.count)
+		}
+	})
 }
