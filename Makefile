@@ -15,8 +15,10 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
+# -buildvcs=auto: the reports name the git revision certify was built from (tool),
+# whatever GOFLAGS says.
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -buildvcs=auto -o bin/ ./cmd/...
 
 # deps installs the Debian packages above when any is missing, and fetches Go modules.
 deps:
