@@ -514,14 +514,44 @@ func unknownNote(samples []Sample, stage string) string {
 // per sample whether the attack found an adversarial example. Rows whose time runs
 // out (cfg.SampleTimeout per row of a chunk, or the run's deadline ending work)
 // are recorded as unknown.
+//
+// Several chunks run at once (Workers of them): a chunk of Block rows is too
+// small to keep many cores busy by itself, and each chunk writes its own
+// samples only.
 func runAttack(ctx, work context.Context, cfg Config, a Attack, samples []Sample, todo []int, pr *progress) error {
-	for _, rows := range blocks(samples, todo, Block) {
-		if err := attackRows(ctx, work, cfg, a, samples, rows); err != nil {
+	chunks := blocks(samples, todo, Block)
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	errs := make([]error, len(chunks))
+	work, cancel := context.WithCancel(work) // cancelled by the first error
+	defer cancel()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, len(chunks)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				if errs[c] = attackRows(ctx, work, cfg, a, samples, chunks[c]); errs[c] != nil {
+					cancel()
+				}
+				pr.add(len(chunks[c]))
+			}
+		}()
+	}
+	for c := range chunks {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, errSkipped) {
 			return err
 		}
-		pr.add(len(rows))
 	}
-	return nil
+	return ctx.Err()
 }
 
 // attackRows is runAttack on one chunk.
