@@ -34,22 +34,12 @@ func (certifyAll) Certify(context.Context, nets.Classifier, pipeline.Query) (pip
 // returns the exit code, the report, stdout and stderr.
 func runJSON(t *testing.T, known methodSet, args ...string) (int, pipeline.Report, map[string]any, string, string) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "r.json")
-	var o, e bytes.Buffer
-	code := runWith(context.Background(), append([]string{"--json", out}, args...), &o, &e, known)
-	var rep pipeline.Report
+	code, rep, raw, stdout, stderr := runReport(t, known, args...)
 	var m map[string]any
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("exit %d, no report: %v\n%s", code, err, e.String())
-	}
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	return code, rep, m, o.String(), e.String()
+	return code, rep, m, stdout, stderr
 }
 
 // The planted bug is caught: every sample FGSM breaks is a falsified certificate of

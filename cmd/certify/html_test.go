@@ -143,13 +143,7 @@ func TestHTMLEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs certify 3 times and a browser")
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := filepath.Join(root, "testdata", "mnist_mlp.onnx")
-	data := filepath.Join(root, "testdata", "mnist-test-1k.npy")
-	labels := filepath.Join(root, "testdata", "mnist-test-1k-labels.npy")
+	model, data, labels := shippedFiles(t)
 	whole, parts := t.TempDir(), t.TempDir()
 	args := func(dir string, extra ...string) []string {
 		return append(extra, "-n", "40", "--radius", "0.02,0.08", "--methods", "ibp,crown", "--attacks", "pgd",

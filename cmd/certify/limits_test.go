@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,21 +15,8 @@ import (
 // report, decoded both ways.
 func limitReport(t *testing.T, args ...string) (pipeline.Report, map[string]any) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "r.json")
-	args = append(append(args, "-q", "--json", out), shippedMLP)
-	code, _, stderr := runCmd(args...)
-	if code != cli.ExitOK {
-		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep pipeline.Report
+	rep, raw, _, _ := okReport(t, append(append(args, "-q"), shippedMLP)...)
 	var m map[string]any
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}

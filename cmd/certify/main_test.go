@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -242,25 +243,57 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-// report runs the command with args plus the fixture's files and --json, and
-// returns the decoded report.
-func (f *fixture) report(t *testing.T, args ...string) (pipeline.Report, map[string]any, string) {
+// runReport runs the command (with the methods known) with --json into a
+// temporary file and args, and returns the exit code, the decoded report, its
+// raw JSON, stdout and stderr; a run that writes no report fails the test.
+func runReport(t *testing.T, known methodSet, args ...string) (int, pipeline.Report, []byte, string, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "r.json")
-	args = append(append([]string{"--data", f.data, "--labels", f.labels, "--json", out}, args...), f.model)
-	code, stdout, stderr := runCmd(args...)
-	if code != cli.ExitOK {
-		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
-	}
+	var o, e bytes.Buffer
+	code := runWith(context.Background(), append([]string{"--json", out}, args...), &o, &e, known)
+	var rep pipeline.Report
 	raw, err := os.ReadFile(out)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%q: exit %d, no report: %v\n%s", args, code, err, e.String())
 	}
-	var rep pipeline.Report
-	var m map[string]any
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
+	return code, rep, raw, o.String(), e.String()
+}
+
+// okReport is runReport with the command's methods, failing the test unless the
+// run succeeds.
+func okReport(t *testing.T, args ...string) (pipeline.Report, []byte, string, string) {
+	t.Helper()
+	code, rep, raw, stdout, stderr := runReport(t, methods(), args...)
+	if code != cli.ExitOK {
+		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
+	}
+	return rep, raw, stdout, stderr
+}
+
+// shippedFiles are the absolute paths of the shipped MLP and test data, for
+// runs in other working directories.
+func shippedFiles(t *testing.T) (model, data, labels string) {
+	t.Helper()
+	var abs [3]string
+	for i, p := range []string{shippedMLP, mnistX, mnistY} {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		abs[i] = a
+	}
+	return abs[0], abs[1], abs[2]
+}
+
+// report runs the command with args plus the fixture's files and --json, and
+// returns the decoded report, also as a map, and the output.
+func (f *fixture) report(t *testing.T, args ...string) (pipeline.Report, map[string]any, string) {
+	t.Helper()
+	rep, raw, stdout, stderr := okReport(t, append(append([]string{"--data", f.data, "--labels", f.labels}, args...), f.model)...)
+	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}

@@ -106,13 +106,7 @@ func TestShardedRunMerges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 5 processes")
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := filepath.Join(root, "testdata", "mnist_mlp.onnx")
-	data := filepath.Join(root, "testdata", "mnist-test-1k.npy")
-	labels := filepath.Join(root, "testdata", "mnist-test-1k-labels.npy")
+	model, data, labels := shippedFiles(t)
 	args := []string{"-n", "80", "--radius", "0.02,0.06", "--methods", "ibp,crown", "--attacks", "pgd,square",
 		"--queries", "200", "--audit-effort", "2", "--data", data, "--labels", labels, "--json", "out.json", "--quiet", model}
 	command := func(dir string, env []string, extra ...string) *exec.Cmd {

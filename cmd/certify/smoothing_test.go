@@ -26,7 +26,6 @@ import (
 )
 
 const (
-	mlpPath    = "../../testdata/mnist_mlp.onnx"
 	mnistX     = "../../testdata/mnist-test-1k.npy"
 	mnistY     = "../../testdata/mnist-test-1k-labels.npy"
 	smoothN0   = 50
@@ -55,23 +54,10 @@ func mnist(t *testing.T, n int) (*nets.Tensor, []int) {
 
 // runSmoothing runs the command on the shipped MLP with small n and returns the
 // report, the raw JSON, and stdout.
-func runSmoothing(t *testing.T, dir string, args ...string) (pipeline.Report, []byte, string) {
+func runSmoothing(t *testing.T, args ...string) (pipeline.Report, []byte, string) {
 	t.Helper()
-	out := filepath.Join(dir, "r.json")
-	args = append(append([]string{"-q", "--data", mnistX, "--labels", mnistY, "--json", out, "--methods", "smoothing",
-		"--n0", strconv.Itoa(smoothN0), "--n", strconv.Itoa(smoothN), "--seed", strconv.Itoa(smoothSeed)}, args...), mlpPath)
-	code, stdout, stderr := runCmd(args...)
-	if code != cli.ExitOK {
-		t.Fatalf("%q: exit %d\n%s", args, code, stderr)
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep pipeline.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, raw, stdout, _ := okReport(t, append(append([]string{"-q", "--data", mnistX, "--labels", mnistY, "--methods", "smoothing",
+		"--n0", strconv.Itoa(smoothN0), "--n", strconv.Itoa(smoothN), "--seed", strconv.Itoa(smoothSeed)}, args...), shippedMLP)...)
 	return rep, raw, stdout
 }
 
@@ -92,7 +78,7 @@ func TestSmoothingMLP(t *testing.T) {
 		{"l2", 0.25, 0.25, "l2"},
 		{"linf radius read as l2", 0.5, 0.3, "linf"},
 	}
-	g, err := nets.ReadONNX(mlpPath)
+	g, err := nets.ReadONNX(shippedMLP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +87,7 @@ func TestSmoothingMLP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			csvPath, pngPath := filepath.Join(dir, "c.csv"), filepath.Join(dir, "c.png")
-			rep, raw, _ := runSmoothing(t, dir, "-n", strconv.Itoa(n), "--sigma", strconv.FormatFloat(tc.sigma, 'g', -1, 64),
+			rep, raw, _ := runSmoothing(t, "-n", strconv.Itoa(n), "--sigma", strconv.FormatFloat(tc.sigma, 'g', -1, 64),
 				"--radius", strconv.FormatFloat(tc.radius, 'g', -1, 64), "--norm", tc.norm, "--curve-csv", csvPath, "--plot", pngPath)
 
 			for _, s := range []string{`"smoothing": {`, `"prediction":`, `"abstain":`, `"radius":`, `"smoothing_curve": [`, `"smoothing_audit": {`} {
@@ -215,7 +201,7 @@ func TestSmoothingTables(t *testing.T) {
 		t.Skip("MNIST model")
 	}
 	code, stdout, stderr := runCmd("--data", mnistX, "--labels", mnistY, "-n", "5", "--methods", "smoothing,ibp", "--n0", "20", "--n", "200",
-		"--radius", "0.01", mlpPath)
+		"--radius", "0.01", shippedMLP)
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -247,7 +233,7 @@ func TestSmoothingDeterminism(t *testing.T) {
 	var reps []string
 	for _, procs := range []int{1, 2} {
 		old := runtime.GOMAXPROCS(procs)
-		rep, _, _ := runSmoothing(t, t.TempDir(), "-n", "6", "--radius", "0.2", "--norm", "l2", "--batch", strconv.Itoa(100*procs+7))
+		rep, _, _ := runSmoothing(t, "-n", "6", "--radius", "0.2", "--norm", "l2", "--batch", strconv.Itoa(100*procs+7))
 		runtime.GOMAXPROCS(old)
 		reps = append(reps, encode(rep))
 	}
@@ -255,7 +241,7 @@ func TestSmoothingDeterminism(t *testing.T) {
 		t.Errorf("GOMAXPROCS 1 and 2 (batches 107, 207) differ:\n%s\n%s", reps[0], reps[1])
 	}
 
-	g, err := nets.ReadONNX(mlpPath)
+	g, err := nets.ReadONNX(shippedMLP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +310,7 @@ func TestSmoothAdv(t *testing.T) {
 	if testing.Short() {
 		t.Skip("MNIST model")
 	}
-	g, err := nets.ReadONNX(mlpPath)
+	g, err := nets.ReadONNX(shippedMLP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +479,7 @@ func TestSmoothingAuditCatchesWrongRadius(t *testing.T) {
 	if testing.Short() {
 		t.Skip("MNIST model")
 	}
-	g, err := nets.ReadONNX(mlpPath)
+	g, err := nets.ReadONNX(shippedMLP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,10 +523,9 @@ func TestSmoothingSweep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("MNIST model")
 	}
-	dir := t.TempDir()
 	args := []string{"-n", "8", "--norm", "l2", "--smoothing-attack-steps", "2", "--smoothing-attack-noise", "2"}
 	start := time.Now()
-	rep, _, _ := runSmoothing(t, dir, append(args, "--radius", "0.1,0.3,0.6")...)
+	rep, _, _ := runSmoothing(t, append(args, "--radius", "0.1,0.3,0.6")...)
 	sweep := time.Since(start)
 	if len(rep.Sweep) != 3 {
 		t.Fatalf("%d radii", len(rep.Sweep))
@@ -548,7 +533,7 @@ func TestSmoothingSweep(t *testing.T) {
 	var single time.Duration
 	for _, run := range rep.Sweep {
 		start := time.Now()
-		one, _, _ := runSmoothing(t, dir, append(args, "--radius", strconv.FormatFloat(run.Radius, 'g', -1, 64))...)
+		one, _, _ := runSmoothing(t, append(args, "--radius", strconv.FormatFloat(run.Radius, 'g', -1, 64))...)
 		single += time.Since(start)
 		run.Summary.Seconds, one.Summary.Seconds = nil, nil
 		run.Summary.Warnings = one.Summary.Warnings
@@ -573,7 +558,7 @@ func (c countingModel) Logits(x *nets.Tensor) (*nets.Tensor, error) {
 // With a cache, the second radius asks the model nothing: CERTIFY's answer is
 // reused, and only the certified flag follows the radius.
 func TestSmoothingCache(t *testing.T) {
-	g, err := nets.ReadONNX(mlpPath)
+	g, err := nets.ReadONNX(shippedMLP)
 	if err != nil {
 		t.Fatal(err)
 	}
