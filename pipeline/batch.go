@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 
 	"github.com/certify-dev/certify/nets"
 )
@@ -78,63 +76,42 @@ func certifyBatches(ctx, work context.Context, cfg Config, m BatchMethod, sample
 		pos[row] = t
 	}
 	certs := make([]Certificate, len(todo))
-	errs := make([]error, len(batches))
-	work, cancel := context.WithCancel(work) // cancelled by the first error
-	defer cancel()
-	workers := cfg.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(workers, len(batches)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range next {
-				rows := batches[b]
-				qs := make([]Query, len(rows))
-				for i, row := range rows {
-					qs[i] = query(cfg, samples, row)
-				}
-				var got []Certificate
-				one, err := bounded(ctx, work, cfg.SampleTimeout, len(qs), func(c context.Context) (Certificate, error) {
-					var err error
-					got, err = m.CertifyBatch(c, cfg.Model, qs)
-					if err == nil && len(got) != len(qs) {
-						err = fmt.Errorf("%d certificates for %d samples", len(got), len(qs))
-					}
-					return Certificate{}, err
-				})
-				switch {
-				case err != nil:
-					if !errors.Is(err, errSkipped) {
-						which := fmt.Sprintf("samples %d..%d", qs[0].Index, qs[len(qs)-1].Index)
-						if len(qs) == 1 {
-							which = fmt.Sprintf("sample %d", qs[0].Index)
-						}
-						err = fmt.Errorf("method %s: %s: %w", name, which, err)
-					}
-					errs[b] = err
-					cancel()
-				case one.Unknown != "":
-					for _, row := range rows {
-						certs[pos[row]] = one
-					}
-				default:
-					for i, row := range rows {
-						certs[pos[row]] = deadlined(ctx, work, got[i])
-					}
-				}
-				pr.add(len(rows))
+	errs := inParallel(work, len(batches), cfg.workers(), func(work context.Context, b int) error {
+		rows := batches[b]
+		defer pr.add(len(rows))
+		qs := make([]Query, len(rows))
+		for i, row := range rows {
+			qs[i] = query(cfg, samples, row)
+		}
+		var got []Certificate
+		one, err := bounded(ctx, work, cfg.SampleTimeout, len(qs), func(c context.Context) (Certificate, error) {
+			var err error
+			got, err = m.CertifyBatch(c, cfg.Model, qs)
+			if err == nil && len(got) != len(qs) {
+				err = fmt.Errorf("%d certificates for %d samples", len(got), len(qs))
 			}
-		}()
-	}
-	for b := range batches {
-		next <- b
-	}
-	close(next)
-	wg.Wait()
+			return Certificate{}, err
+		})
+		switch {
+		case errors.Is(err, errSkipped):
+			return err
+		case err != nil:
+			which := fmt.Sprintf("samples %d..%d", qs[0].Index, qs[len(qs)-1].Index)
+			if len(qs) == 1 {
+				which = fmt.Sprintf("sample %d", qs[0].Index)
+			}
+			return fmt.Errorf("method %s: %s: %w", name, which, err)
+		case one.Unknown != "":
+			for _, row := range rows {
+				certs[pos[row]] = one
+			}
+		default:
+			for i, row := range rows {
+				certs[pos[row]] = deadlined(ctx, work, got[i])
+			}
+		}
+		return nil
+	})
 	// Report the error of the first failing batch, or the caller's cancellation.
 	// A batch skipped or cancelled because another one failed is passed over in
 	// favour of the error that caused it.

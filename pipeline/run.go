@@ -374,35 +374,14 @@ func query(cfg Config, samples []Sample, row int) Query {
 func certifyEach(ctx, work context.Context, cfg Config, m Method, samples []Sample, todo []int, pr *progress) ([]Certificate, error) {
 	name := m.Name()
 	certs := make([]Certificate, len(todo))
-	errs := make([]error, len(todo))
-	work, cancel := context.WithCancel(work) // cancelled by the first error
-	defer cancel()
-	workers := cfg.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range next {
-				certs[t], errs[t] = bounded(ctx, work, cfg.SampleTimeout, 1, func(c context.Context) (Certificate, error) {
-					return m.Certify(c, cfg.Model, query(cfg, samples, todo[t]))
-				})
-				if errs[t] != nil {
-					cancel()
-				}
-				pr.add(1)
-			}
-		}()
-	}
-	for t := range todo {
-		next <- t
-	}
-	close(next)
-	wg.Wait()
+	errs := inParallel(work, len(todo), cfg.workers(), func(work context.Context, t int) error {
+		var err error
+		certs[t], err = bounded(ctx, work, cfg.SampleTimeout, 1, func(c context.Context) (Certificate, error) {
+			return m.Certify(c, cfg.Model, query(cfg, samples, todo[t]))
+		})
+		pr.add(1)
+		return err
+	})
 	// Report the error of the first failing row, or the caller's cancellation.
 	for t, err := range errs {
 		if err != nil && !errors.Is(err, errSkipped) {
@@ -413,6 +392,42 @@ func certifyEach(ctx, work context.Context, cfg Config, m Method, samples []Samp
 		return nil, err
 	}
 	return certs, nil
+}
+
+// workers is Config.Workers, GOMAXPROCS when 0.
+func (cfg *Config) workers() int {
+	if cfg.Workers > 0 {
+		return cfg.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// inParallel runs do(work, i) for i = 0..n-1 on up to workers goroutines and
+// returns each one's error. The first error cancels the work context the others
+// get (they then end early, with errSkipped or their own cancellation error).
+func inParallel(work context.Context, n, workers int, do func(work context.Context, i int) error) []error {
+	work, cancel := context.WithCancel(work)
+	defer cancel()
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if errs[i] = do(work, i); errs[i] != nil {
+					cancel()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
 }
 
 // errSkipped marks work not done because an earlier error ended the stage.
@@ -520,32 +535,11 @@ func unknownNote(samples []Sample, stage string) string {
 // samples only.
 func runAttack(ctx, work context.Context, cfg Config, a Attack, samples []Sample, todo []int, pr *progress) error {
 	chunks := blocks(samples, todo, Block)
-	workers := cfg.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	errs := make([]error, len(chunks))
-	work, cancel := context.WithCancel(work) // cancelled by the first error
-	defer cancel()
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(workers, len(chunks)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range next {
-				if errs[c] = attackRows(ctx, work, cfg, a, samples, chunks[c]); errs[c] != nil {
-					cancel()
-				}
-				pr.add(len(chunks[c]))
-			}
-		}()
-	}
-	for c := range chunks {
-		next <- c
-	}
-	close(next)
-	wg.Wait()
+	errs := inParallel(work, len(chunks), cfg.workers(), func(work context.Context, c int) error {
+		err := attackRows(ctx, work, cfg, a, samples, chunks[c])
+		pr.add(len(chunks[c]))
+		return err
+	})
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, errSkipped) {
 			return err
