@@ -99,15 +99,11 @@ func buildAttacks(o options) (suite, audit []pipeline.Attack, err error) {
 // may beat the white-box ones without a gradient-masking warning.
 const gradientMaskingTolerance = 0.002
 
-// attackWarnings runs the attacks' sanity checks: attacks.Sanity on the model and
-// the samples, and, when white-box and black-box attacks both ran, the
-// gradient-masking check (black-box attacks breaking more than 0.2% of the samples
-// that the white-box ones did not). x and labels are the run's samples, in the report's order.
-func attackWarnings(rep *pipeline.Report, m nets.Classifier, x *nets.Tensor, labels []int, ran []pipeline.Attack) ([]string, error) {
-	ws, err := attacks.Sanity(m, x, labels)
-	if err != nil {
-		return nil, fmt.Errorf("sanity checks: %w", err)
-	}
+// maskingWarnings is the gradient-masking check of one radius's samples: when
+// white-box and black-box attacks both ran, black-box attacks breaking more
+// than 0.2% of the samples that the white-box ones did not. Samples an attack
+// gave no answer for are left out.
+func maskingWarnings(samples []pipeline.Sample, ran []pipeline.Attack) ([]string, error) {
 	var white, black []string
 	for _, a := range ran {
 		at, ok := a.(attacks.Attack)
@@ -121,40 +117,41 @@ func attackWarnings(rep *pipeline.Report, m nets.Classifier, x *nets.Tensor, lab
 			black = append(black, a.Name())
 		}
 	}
-	if len(white) > 0 && len(black) > 0 {
-		wb := make([]bool, len(rep.Samples))
-		bb := make([]bool, len(rep.Samples))
-		for i, s := range rep.Samples {
-			if len(s.Unknown) > 0 && slices.ContainsFunc(append(white, black...), func(a string) bool { return s.Unknown[a] != "" }) {
-				continue // an attack that did not finish did not fail either
-			}
-			for _, name := range white {
-				wb[i] = wb[i] || s.Attacks[name]
-			}
-			for _, name := range black {
-				bb[i] = bb[i] || s.Attacks[name]
-			}
+	if len(white) == 0 || len(black) == 0 {
+		return nil, nil
+	}
+	wb := make([]bool, len(samples))
+	bb := make([]bool, len(samples))
+	for i, s := range samples {
+		if len(s.Unknown) > 0 && slices.ContainsFunc(append(white, black...), func(a string) bool { return s.Unknown[a] != "" }) {
+			continue // an attack that did not finish did not fail either
 		}
-		beaten := 0
-		for i := range wb {
-			if bb[i] && !wb[i] {
-				beaten++
-			}
+		for _, name := range white {
+			wb[i] = wb[i] || s.Attacks[name]
 		}
-		// AutoAttack's tolerance (fra31/auto-attack, checks.py, check_square_sr:
-		// alpha = 0.002): a black-box win on at most 0.2% of the samples is noise —
-		// on the shipped, undefended MLP at L∞ 0.1, Square beats APGD-CE, APGD-T and
-		// 5 restarts of PGD on 1 sample of 1000.
-		if float64(beaten) > gradientMaskingTolerance*float64(len(wb)) {
-			gm, err := attacks.SanityGradientMasking(wb, bb)
-			if err != nil {
-				return nil, err
-			}
-			ws = append(ws, gm...)
+		for _, name := range black {
+			bb[i] = bb[i] || s.Attacks[name]
 		}
 	}
-	out := make([]string, len(ws))
-	for i, w := range ws {
+	beaten := 0
+	for i := range wb {
+		if bb[i] && !wb[i] {
+			beaten++
+		}
+	}
+	// AutoAttack's tolerance (fra31/auto-attack, checks.py, check_square_sr:
+	// alpha = 0.002): a black-box win on at most 0.2% of the samples is noise —
+	// on the shipped, undefended MLP at L∞ 0.1, Square beats APGD-CE, APGD-T and
+	// 5 restarts of PGD on 1 sample of 1000.
+	if float64(beaten) <= gradientMaskingTolerance*float64(len(wb)) {
+		return nil, nil
+	}
+	gm, err := attacks.SanityGradientMasking(wb, bb)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(gm))
+	for i, w := range gm {
 		out[i] = w.String()
 	}
 	return out, nil

@@ -398,29 +398,32 @@ func galleryInputs(x *nets.Tensor, indices []int) pipeline.HTMLOptions {
 	return o
 }
 
-// runWarnings are the report's warnings: the attacks' sanity checks (for a sweep,
-// the gradient-masking check at each radius, named by it) and smoothing's.
+// runWarnings are the report's warnings: the attacks' sanity checks of the model
+// (once: they do not depend on the radius), the gradient-masking check at each
+// radius (named by it in a sweep), unfinished attacks, and smoothing's.
 func runWarnings(rep *pipeline.Report, model nets.Classifier, x *nets.Tensor, labels []int, ran map[float64][]pipeline.Attack) ([]string, error) {
 	var warnings []string
-	for i, run := range rep.Runs() {
-		if len(ran[run.Radius]) == 0 || x.Shape[0] == 0 { // an empty shard: merge computes them
-			continue
-		}
-		view := *rep
-		view.Samples = run.Samples
-		ws, err := attackWarnings(&view, model, x, labels, ran[run.Radius])
+	attacked := false
+	for _, run := range rep.Runs() {
+		attacked = attacked || len(ran[run.Radius]) > 0
+	}
+	if attacked && x.Shape[0] > 0 { // an empty shard: merge computes them
+		ws, err := attacks.Sanity(model, x, labels)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sanity checks: %w", err)
 		}
 		for _, w := range ws {
-			switch {
-			case len(rep.Sweep) == 0:
-			case i > 0 && slices.Contains(warnings, w):
-				continue // a sanity check of the model, the same at every radius
-			default:
-				w = fmt.Sprintf("radius %g: %s", run.Radius, w)
+			warnings = append(warnings, w.String())
+		}
+		for _, run := range rep.Runs() {
+			ws, err := maskingWarnings(run.Samples, ran[run.Radius])
+			if err != nil {
+				return nil, err
 			}
-			if !slices.Contains(warnings, w) {
+			for _, w := range ws {
+				if len(rep.Sweep) > 0 {
+					w = fmt.Sprintf("radius %g: %s", run.Radius, w)
+				}
 				warnings = append(warnings, w)
 			}
 		}
