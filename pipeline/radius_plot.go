@@ -181,8 +181,20 @@ func (r *Report) RadiusPlot() (*plot.Plot, error) {
 	}
 	p.Legend.Top, p.Legend.Left = legendCorner(all, xmax)
 	p.Legend.XOffs, p.Legend.YOffs = legendOffsets(p.Legend.Top, p.Legend.Left)
+	// Room for the legend beyond 0%..100% (the ticks stop there), so that it
+	// covers no curve: the clean accuracy often runs along 100%.
+	room := 0.02 + legendRowHeight*float64(len(all))
+	if p.Legend.Top {
+		p.Y.Max = 1 + room
+	} else {
+		p.Y.Min = -room
+	}
 	return p, nil
 }
+
+// legendRowHeight is one legend row's height in accuracy units, on the
+// CurvePlotHeight figure.
+const legendRowHeight = 0.075
 
 // percentTicks marks accuracy from 0 to 1 as 0% to 100%, labelled every 20%, as
 // the tables print it.
