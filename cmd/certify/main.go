@@ -281,13 +281,18 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // runWith is runContext with the certification methods known by name: methods(),
 // or, in tests, that set plus fakes.
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, known methodSet) int {
+	return runWithEnv(ctx, args, stdout, stderr, known, os.Getenv)
+}
+
+// runWithEnv is runWith reading the schedulers' shard index from getenv.
+func runWithEnv(ctx context.Context, args []string, stdout, stderr io.Writer, known methodSet, getenv func(string) string) int {
 	if len(args) > 0 && args[0] == "replay" {
 		return runReplay(ctx, args[1:], stdout, stderr, known)
 	}
 	if len(args) > 0 && args[0] == "merge" {
 		return runMerge(args[1:], stdout, stderr, known)
 	}
-	o, err := parseArgs(args, stdout, known)
+	o, err := parseArgsEnv(args, stdout, known, getenv)
 	if errors.Is(err, pflag.ErrHelp) {
 		return cli.ExitOK
 	}

@@ -118,7 +118,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer, kno
 	rerun = append(rerun, "--quiet", "--json="+out, orig.Model)
 	fmt.Fprintf(stderr, "replaying %s: certify %v\n", args[0], rerun)
 	var errs bytes.Buffer
-	if code := runWith(ctx, rerun, io.Discard, &errs, known); code != cli.ExitOK && code != exitFalsified {
+	// The report says which shard it is, if any (--shard is among its
+	// parameters): a scheduler's index in this process's environment is not the
+	// run's.
+	noEnv := func(string) string { return "" }
+	if code := runWithEnv(ctx, rerun, io.Discard, &errs, known, noEnv); code != cli.ExitOK && code != exitFalsified {
 		fmt.Fprintf(stderr, "certify: replay: the run failed (exit %d): %s", code, errs.String())
 		return cli.ExitError
 	}

@@ -36,6 +36,10 @@ func TestReplay(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A scheduler's index in the replaying process's environment is not the
+	// run's: the whole run is replayed.
+	t.Setenv("SLURM_ARRAY_TASK_ID", "1")
+	t.Setenv("SLURM_ARRAY_TASK_COUNT", "3")
 	code, stdout, stderr := runCmd("replay", path)
 	if code != 0 || !strings.Contains(stdout, "the same report (timings aside), 12 samples") {
 		t.Fatalf("replay: exit %d\n%s%s", code, stdout, stderr)
