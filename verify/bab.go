@@ -396,6 +396,11 @@ func (s *babSearch) run(ctx context.Context, lo, hi [][]float64, rootLower []flo
 			}
 		}
 		res, err := s.boundChildren(children, q)
+		if err != nil && ctx.Err() != nil {
+			// The time ran out while the children were bounded: lb still
+			// bounds every open domain, theirs included.
+			return Result{Verdict: Unknown, Margin: min(lb, s.verifiedLB), Reason: ReasonTimeout}, nil
+		}
 		if err != nil {
 			return Result{}, err
 		}

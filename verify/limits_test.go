@@ -494,3 +494,24 @@ func TestLPSolveStopsAtDeadline(t *testing.T) {
 		t.Errorf("returned %v after a 1.5 s deadline: the solve was not stopped", took)
 	}
 }
+
+// A per-sample Timeout that ends BaB's search at any point (between two
+// bounding batches, or in one: bounds stops there too) gives Unknown "timeout"
+// with a margin no higher than alpha-CROWN's proof allows, never an error.
+func TestBaBTimeoutAnywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("MNIST MLP")
+	}
+	g, _, specs, r := shippedMLPSamples(t, 1, 0.02)
+	one := LinfRegion(r.centres([]int{0}), 0.02, 0, 1) // sample 0 needs a long search
+	for _, timeout := range []time.Duration{20 * time.Millisecond, 45 * time.Millisecond, 70 * time.Millisecond, 110 * time.Millisecond, 150 * time.Millisecond, 230 * time.Millisecond, 300 * time.Millisecond} {
+		got, err := BaB{Timeout: timeout}.Verify(context.Background(), g, one, specs[0])
+		if err != nil {
+			t.Fatalf("timeout %v: %v", timeout, err)
+		}
+		t.Logf("timeout %v: %v %q margin %.4f after %d domains", timeout, got.Verdict, got.Reason, got.Margin, got.Nodes)
+		if got.Verdict != Unknown || got.Reason != ReasonTimeout || got.Margin > 0 {
+			t.Errorf("timeout %v: %v %q margin %v, want unknown %q with a margin <= 0", timeout, got.Verdict, got.Reason, got.Margin, ReasonTimeout)
+		}
+	}
+}
