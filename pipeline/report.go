@@ -1,5 +1,7 @@
 package pipeline
 
+import "slices"
+
 // Report is the result of a run. Its JSON encoding is a contract that other tools
 // read: add fields, never rename them. Pointers and omitempty keep "not run"
 // distinct from zero.
@@ -96,16 +98,47 @@ type Sample struct {
 	// Attacks entry is false (nothing found).
 	Unknown map[string]string `json:"unknown,omitempty"`
 	// Adversarial is the first adversarial example an attack found, in stage
-	// order, kept when Config.KeepAdversarial (for the HTML gallery); not part of
-	// the JSON report.
-	Adversarial *Adversarial `json:"-"`
+	// order, kept when Config.KeepAdversarial (for the HTML gallery). The JSON
+	// holds it only in a shard's report, for the samples that shard would show
+	// in a gallery, so that the merged report's gallery has them (see JSONView).
+	Adversarial *Adversarial `json:"adversarial,omitempty"`
 }
 
 // Adversarial is an input of the sample's region that the model misclassifies.
 type Adversarial struct {
-	Attack    string    // the attack that found it
-	X         []float64 // the input, in the sample's shape
-	Predicted int       // the model's class for it
+	Attack    string    `json:"attack"`    // the attack that found it
+	Predicted int       `json:"predicted"` // the model's class for it
+	X         []float64 `json:"x"`         // the input, in the sample's shape
+}
+
+// JSONView is the report as its JSON is written: without adversarial examples
+// (they are for the HTML gallery, and would make a report of 1000 samples
+// megabytes long), except in a shard's report, which keeps those of the samples
+// the gallery could show, DefaultGallery per radius: a merged gallery picks
+// among the shards' and finds them there. The report itself is not changed.
+func (r *Report) JSONView() *Report {
+	v := *r
+	strip := func(samples []Sample) []Sample {
+		out := slices.Clone(samples)
+		keep := map[int]bool{}
+		if r.Shard != nil {
+			for _, s := range gallerySamples(out, DefaultGallery) {
+				keep[s.Index] = true
+			}
+		}
+		for i := range out {
+			if !keep[out[i].Index] {
+				out[i].Adversarial = nil
+			}
+		}
+		return out
+	}
+	v.Samples = strip(r.Samples)
+	v.Sweep = slices.Clone(r.Sweep)
+	for i := range v.Sweep {
+		v.Sweep[i].Samples = strip(r.Sweep[i].Samples)
+	}
+	return &v
 }
 
 // Correct reports whether the clean prediction is the label.

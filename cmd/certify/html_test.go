@@ -270,18 +270,24 @@ func TestHTMLEndToEnd(t *testing.T) {
 		t.Errorf("the page has %d <img>, want %d", n, wantImages)
 	}
 
-	// The merged run's page: the same numbers, the same samples in the
-	// gallery, the originals only.
+	// The merged run's page: the same numbers, and the same gallery, card for
+	// card and pixel for pixel: the shards kept the adversarial examples their
+	// galleries could show.
 	if got, want := summaryNumbers(mpage), summaryNumbers(page); got != want || !strings.Contains(want, "certified accuracy: crown") {
 		t.Errorf("the merged page's summary:\n%s\nwant the whole run's:\n%s", got, want)
 	}
-	mids, _ := galleryCards(mpage)
+	mids, mByID := galleryCards(mpage)
 	if strings.Join(mids, " ") != strings.Join(ids, " ") {
 		t.Errorf("the merged page's gallery shows samples %v, the whole run's %v", mids, ids)
 	}
-	mImages := 1 + cards
-	if n, adv := strings.Count(mpage, "<img "), strings.Count(mpage, "(not kept in the report)"); n != mImages || adv != advCards {
-		t.Errorf("the merged page has %d <img> and %d adversarial examples not kept, want %d and %d", n, adv, mImages, advCards)
+	for _, id := range ids {
+		if mByID[id] != byID[id] {
+			t.Errorf("sample %s: the merged page's card differs from the whole run's", id)
+		}
+	}
+	mImages := wantImages
+	if n := strings.Count(mpage, "<img "); n != mImages || strings.Contains(mpage, "(not kept in the report)") {
+		t.Errorf("the merged page has %d <img>, want %d, all adversarial examples kept", n, mImages)
 	}
 
 	// Both pages in the browser.

@@ -353,7 +353,8 @@ func evaluate(ctx context.Context, o options, known methodSet, stdout, stderr io
 	if !o.quiet {
 		base.Progress = progress.New(stderr)
 	}
-	base.KeepAdversarial = o.htmlPath != "" // for the gallery
+	// For the gallery: this run's HTML, or the merged one of its shards.
+	base.KeepAdversarial = o.htmlPath != "" || o.shard.active()
 	smoothingOpts := o.smoothing
 	if len(o.radii) > 1 {
 		smoothingOpts.cache = newSmoothingCache() // one CERTIFY per sample for all radii
@@ -542,7 +543,7 @@ func falsifiedCount(rep *pipeline.Report) int {
 }
 
 func writeJSON(w io.Writer, rep *pipeline.Report) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
+	b, err := json.MarshalIndent(rep.JSONView(), "", "  ")
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func runMerge(args []string, stdout, stderr io.Writer, known methodSet) int {
 	fs.StringVar(&out.mdPath, "markdown", "", "write the summary as a Markdown table to `file`")
 	fs.StringVar(&out.smoothing.CurveCSV, "curve-csv", "", "smoothing: write the certified accuracy curve to `file` as CSV")
 	fs.StringVar(&out.plotPath, "plot", "", "draw accuracy versus radius into `FILE.png`")
-	fs.StringVar(&out.htmlPath, "html", "", "write the HTML report to `file` (its gallery has no adversarial examples: the shards' reports do not keep them)")
+	fs.StringVar(&out.htmlPath, "html", "", "write the HTML report to `file` (its gallery has the adversarial examples the shards kept for it)")
 	fs.BoolVar(&out.perSample, "per-sample", false, "print the per-sample table however many samples")
 	fs.BoolVarP(&out.quiet, "quiet", "q", false, "no messages on stderr")
 	usage := func(err error) int {
