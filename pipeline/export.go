@@ -96,16 +96,8 @@ func (r *Report) stages() []string {
 // certificates are marked in words.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	radius := fmt.Sprintf("radius %g", r.Radius)
-	if len(r.Sweep) > 0 {
-		radii := make([]string, len(r.Sweep))
-		for i, run := range r.Sweep {
-			radii[i] = strconv.FormatFloat(run.Radius, 'g', -1, 64)
-		}
-		radius = "radii " + strings.Join(radii, ", ")
-	}
 	fmt.Fprintf(&b, "Model `%s`, %d samples of `%s`, %s %s, domain [%g, %g], seed %d.\n\n",
-		r.Model, r.Summary.N, r.Data, r.Norm, radius, r.Domain[0], r.Domain[1], r.Seed)
+		r.Model, r.Summary.N, r.Data, r.Norm, radiiText(r.Runs()), r.Domain[0], r.Domain[1], r.Seed)
 	if len(r.Sweep) > 0 {
 		head, rows := r.sweepRows(false)
 		cells := make([]string, len(head))

@@ -99,12 +99,18 @@ func (r *Report) WriteSmoothingPNG(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return writePNG(w, p, "plot")
+}
+
+// writePNG draws p as a PNG of CurvePlotWidth by CurvePlotHeight into w; what
+// names the figure in errors.
+func writePNG(w io.Writer, p *plot.Plot, what string) error {
 	wt, err := p.WriterTo(CurvePlotWidth, CurvePlotHeight, "png")
 	if err != nil {
-		return fmt.Errorf("plot: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if _, err := wt.WriteTo(w); err != nil {
-		return fmt.Errorf("plot: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

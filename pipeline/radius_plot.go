@@ -305,12 +305,5 @@ func (r *Report) WriteRadiusPNG(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	wt, err := p.WriterTo(CurvePlotWidth, CurvePlotHeight, "png")
-	if err != nil {
-		return fmt.Errorf("radius plot: %w", err)
-	}
-	if _, err := wt.WriteTo(w); err != nil {
-		return fmt.Errorf("radius plot: %w", err)
-	}
-	return nil
+	return writePNG(w, p, "radius plot")
 }
